@@ -1,0 +1,31 @@
+# Developer entry points. Every target creates .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check bench clean install
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/media-pub serve --demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check media_pub tests scripts benchmarks
+	$(BIN)/ruff format --check media_pub tests scripts benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/process_audio.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,146 @@
+"""Episodes: create, list, read, edit, upload media, publish."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from media_pub.api.deps import ContainerDep, UowDep, UserDep
+from media_pub.api.schemas import AssetRead, EpisodeCreate, EpisodeRead, EpisodeUpdate, JobRead, PublishRequest
+from media_pub.bootstrap import Container
+from media_pub.db import repositories as repo
+from media_pub.db.models import Episode, User
+from media_pub.db.uow import UnitOfWork
+from media_pub.domain.rules import EpisodeStatus
+from media_pub.errors import InvalidInput, TooLarge
+from media_pub.services import episodes as svc
+from media_pub.services.uploads import Spool, Spooled, TrimRequest, attach_upload, episode_for_upload
+
+router = APIRouter(prefix="/api/v1", tags=["episodes"])
+
+
+def episode_read(uow: UnitOfWork, c: Container, episode: Episode) -> EpisodeRead:
+    def asset(asset_id: str | None, public: bool) -> AssetRead | None:
+        if not asset_id:
+            return None
+        a = repo.asset_by_id(uow.session, asset_id)
+        return AssetRead.of(a, c.urls.media(a.storage_key) if public else None)
+
+    return EpisodeRead.of(episode, asset(episode.media_asset_id, True), asset(episode.original_asset_id, False))
+
+
+@router.post("/shows/{show}/episodes", status_code=status.HTTP_201_CREATED)
+def create_episode(show: str, body: EpisodeCreate, uow: UowDep, user: UserDep, c: ContainerDep) -> EpisodeRead:
+    """Create a draft episode; its guid is assigned now and never changes."""
+    episode = svc.create_episode(uow, user, show, body.fields())
+    uow.commit()
+    return episode_read(uow, c, episode)
+
+
+@router.get("/shows/{show}/episodes")
+def list_episodes(show: str, uow: UowDep, user: UserDep, c: ContainerDep) -> list[EpisodeRead]:
+    """Every episode of a show, drafts included."""
+    return [episode_read(uow, c, e) for e in svc.list_episodes(uow, user, show)]
+
+
+@router.get("/episodes/{episode_id}")
+def get_episode(episode_id: str, uow: UowDep, user: UserDep, c: ContainerDep) -> EpisodeRead:
+    """One episode with its media, measured loudness and status."""
+    return episode_read(uow, c, svc.get_episode(uow, user, episode_id))
+
+
+@router.patch("/episodes/{episode_id}")
+def update_episode(
+    episode_id: str, body: EpisodeUpdate, uow: UowDep, user: UserDep, c: ContainerDep
+) -> EpisodeRead:
+    """Edit title, notes, numbering, type, explicit flag or chapters."""
+    episode = svc.update_episode(uow, user, episode_id, body.fields())
+    uow.commit()
+    return episode_read(uow, c, episode)
+
+
+@router.post("/episodes/{episode_id}/publish")
+def publish_episode(
+    episode_id: str, uow: UowDep, user: UserDep, c: ContainerDep, body: PublishRequest | None = None
+) -> EpisodeRead:
+    """Publish a ready episode now, or at `at` (it then goes out by itself)."""
+    body = body or PublishRequest()
+    episode = svc.get_episode(uow, user, episode_id)
+    if body.when_ready and episode.status == EpisodeStatus.PROCESSING:
+        svc.request_publish_when_ready(episode, body.at)
+    else:
+        episode = svc.publish_episode(uow, user, episode_id, body.at)
+    uow.commit()
+    return episode_read(uow, c, episode)
+
+
+def _attach(c: Container, user: User, episode_id: str, spooled: Spooled, trim: TrimRequest) -> JobRead:
+    with c.uow() as uow:
+        job = attach_upload(
+            uow, c.storage, c.queue, user, episode_id, spooled, trim,
+            probe_timeout=c.settings.probe_timeout_seconds, probe_memory_mb=c.settings.probe_memory_mb,
+        )  # fmt: skip
+        uow.commit()
+        return JobRead.of(job)
+
+
+def _check_upload(c: Container, user: User, episode_id: str, request: Request) -> None:
+    with c.uow() as uow:
+        episode_for_upload(uow, user, episode_id)
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > c.settings.max_upload_bytes:
+        raise TooLarge(f"the upload is larger than the limit of {c.settings.max_upload_bytes} bytes",
+                       code="upload-too-large")  # fmt: skip
+
+
+TrimQuery = Annotated[str | None, Query(description="In point: seconds or HH:MM:SS.mmm")]
+EndQuery = Annotated[str | None, Query(description="Out point: seconds or HH:MM:SS.mmm")]
+
+
+@router.put("/episodes/{episode_id}/media", status_code=status.HTTP_202_ACCEPTED,
+            openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}})  # fmt: skip
+async def upload_media(
+    episode_id: str, request: Request, user: UserDep, c: ContainerDep, start: TrimQuery = None, end: EndQuery = None
+) -> JobRead:
+    """Upload the episode's audio or video as the raw request body. Answers 202 with the processing job."""
+    await run_in_threadpool(_check_upload, c, user, episode_id, request)
+    spool = Spool(c.settings.data_dir / "tmp", c.settings.max_upload_bytes)
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+    except ClientDisconnect:
+        spool.discard()
+        raise InvalidInput("the client closed the connection before the upload ended", code="upload-incomplete")
+    except BaseException:
+        spool.discard()
+        raise
+    spooled = spool.finish()
+    return await run_in_threadpool(_attach, c, user, episode_id, spooled, TrimRequest(start, end))
+
+
+@router.post("/episodes/{episode_id}/media", status_code=status.HTTP_202_ACCEPTED)
+async def upload_media_form(
+    episode_id: str,
+    request: Request,
+    user: UserDep,
+    c: ContainerDep,
+    file: Annotated[UploadFile, File(description="The audio or video file")],
+    start: Annotated[str | None, Form()] = None,
+    end: Annotated[str | None, Form()] = None,
+) -> JobRead:
+    """Upload media as a multipart form (for browsers). Answers 202 with the processing job."""
+    await run_in_threadpool(_check_upload, c, user, episode_id, request)
+    spool = Spool(c.settings.data_dir / "tmp", c.settings.max_upload_bytes)
+    try:
+        while chunk := await file.read(1024 * 1024):
+            spool.write(chunk)
+    except BaseException:
+        spool.discard()
+        raise
+    finally:
+        await file.close()
+    spooled = spool.finish()
+    return await run_in_threadpool(_attach, c, user, episode_id, spooled, TrimRequest(start, end))

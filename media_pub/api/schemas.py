@@ -1,0 +1,211 @@
+"""Request and response bodies of the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from media_pub.db.models import Asset, Episode, Job, Show
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FundingLink(_In):
+    url: str = Field(max_length=2000)
+    text: str = Field(default="Support the show", max_length=128)
+
+
+class Person(_In):
+    name: str = Field(max_length=128)
+    role: str = "host"
+    group: str = "cast"
+    img: str | None = None
+    href: str | None = None
+
+
+class ShowFields(_In):
+    title: str | None = Field(default=None, max_length=500)
+    description: str | None = Field(default=None, max_length=20000)
+    author: str | None = Field(default=None, max_length=500)
+    owner_name: str | None = Field(default=None, max_length=500)
+    owner_email: str | None = Field(default=None, max_length=320)
+    language: str | None = Field(default=None, max_length=35)
+    category: str | None = None
+    subcategory: str | None = None
+    explicit: bool | None = None
+    show_type: Literal["episodic", "serial"] | None = None
+    website: str | None = Field(default=None, max_length=2000)
+    copyright: str | None = Field(default=None, max_length=500)
+    funding: list[FundingLink] | None = None
+    persons: list[Person] | None = None
+    locked: bool | None = None
+    loudness_target: float | None = Field(default=None, ge=-31, le=-9)
+    trim_silence: bool | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class ShowCreate(ShowFields):
+    slug: str = Field(max_length=64)
+    title: str = Field(max_length=500)  # type: ignore[assignment]
+
+
+class ShowUpdate(ShowFields):
+    pass
+
+
+class ShowRead(BaseModel):
+    id: str
+    slug: str
+    title: str
+    description: str
+    author: str
+    owner_name: str
+    owner_email: str
+    language: str
+    category: str
+    subcategory: str | None
+    explicit: bool
+    show_type: str
+    website: str | None
+    copyright: str | None
+    funding: list[dict[str, Any]]
+    persons: list[dict[str, Any]]
+    locked: bool
+    loudness_target: float
+    trim_silence: bool
+    feed_url: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, show: Show, feed_url: str) -> ShowRead:
+        data = {name: getattr(show, name) for name in cls.model_fields if name != "feed_url"}
+        return cls(feed_url=feed_url, **data)
+
+
+class ChapterIn(_In):
+    start: float | str
+    title: str = Field(default="", max_length=500)
+    url: str | None = None
+
+
+class EpisodeFields(_In):
+    title: str | None = Field(default=None, max_length=500)
+    notes: str | None = Field(default=None, max_length=100_000, description="Show notes; HTML is sanitized")
+    season: int | None = Field(default=None, ge=1)
+    number: int | None = Field(default=None, ge=1)
+    episode_type: Literal["full", "trailer", "bonus"] | None = None
+    explicit: bool | None = None
+    chapters: list[ChapterIn] | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class EpisodeCreate(EpisodeFields):
+    title: str = Field(default="", max_length=500)
+
+
+class EpisodeUpdate(EpisodeFields):
+    pass
+
+
+class AssetRead(BaseModel):
+    id: str
+    role: str
+    url: str | None = None
+    mime_type: str
+    byte_size: int
+    sha256: str
+    duration: float | None
+    bitrate: int | None
+    sample_rate: int | None
+    channels: int | None
+    codec: str | None
+    kind: str
+    width: int | None
+    height: int | None
+    loudness_in: dict[str, Any] | None
+    loudness_out: dict[str, Any] | None
+    processing: dict[str, Any]
+
+    @classmethod
+    def of(cls, asset: Asset, url: str | None) -> AssetRead:
+        data = {name: getattr(asset, name) for name in cls.model_fields if name != "url"}
+        return cls(url=url, **data)
+
+
+class EpisodeRead(BaseModel):
+    id: str
+    show: str
+    guid: str
+    title: str
+    notes: str
+    season: int | None
+    number: int | None
+    episode_type: str
+    explicit: bool
+    status: str
+    publish_at: datetime | None
+    published_at: datetime | None
+    publish_when_ready: bool
+    chapters: list[dict[str, Any]]
+    last_error: str | None
+    media: AssetRead | None
+    original: AssetRead | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, episode: Episode, media: AssetRead | None, original: AssetRead | None) -> EpisodeRead:
+        return cls(
+            id=episode.id, show=episode.show.slug, guid=episode.guid, title=episode.title,
+            notes=episode.notes_html, season=episode.season, number=episode.number,
+            episode_type=episode.episode_type, explicit=episode.explicit, status=episode.status,
+            publish_at=episode.publish_at, published_at=episode.published_at,
+            publish_when_ready=episode.publish_when_ready, chapters=episode.chapters,
+            last_error=episode.last_error, media=media, original=original, created_at=episode.created_at,
+            updated_at=episode.updated_at,
+        )  # fmt: skip
+
+
+class PublishRequest(_In):
+    at: datetime | None = Field(default=None, description="Publish at this time (with a zone); now if omitted")
+    when_ready: bool = Field(default=False, description="If still processing, publish as soon as it is ready")
+
+
+class JobRead(BaseModel):
+    id: str
+    kind: str
+    status: str
+    stage: str
+    progress: float
+    error: str | None
+    error_code: str | None
+    attempts: int
+    episode_id: str | None
+    result: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    url: str
+
+    @classmethod
+    def of(cls, job: Job) -> JobRead:
+        data = {name: getattr(job, name) for name in cls.model_fields if name != "url"}
+        return cls(url=f"/api/v1/jobs/{job.id}", **data)
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str

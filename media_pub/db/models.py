@@ -1,0 +1,201 @@
+"""SQLAlchemy models: the catalogue's entities (shows, episodes, assets, jobs, users)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id() -> str:
+    """A 32-character lowercase hex id: safe in URLs and storage keys."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+
+class ApiToken(Base):
+    """An API token: only its SHA-256 is stored; the prefix helps a user tell tokens apart."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class Show(Base):
+    __tablename__ = "shows"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(500), default="")
+    owner_name: Mapped[str] = mapped_column(String(500), default="")
+    owner_email: Mapped[str] = mapped_column(String(320), default="")
+    language: Mapped[str] = mapped_column(String(35), default="en")
+    category: Mapped[str] = mapped_column(String(100), default="Society & Culture")
+    subcategory: Mapped[str | None] = mapped_column(String(100), default=None)
+    explicit: Mapped[bool] = mapped_column(Boolean, default=False)
+    show_type: Mapped[str] = mapped_column(String(16), default="episodic")
+    website: Mapped[str | None] = mapped_column(String(2000), default=None)
+    copyright: Mapped[str | None] = mapped_column(String(500), default=None)
+    artwork_key: Mapped[str | None] = mapped_column(String(500), default=None)
+    funding: Mapped[list[Any]] = mapped_column(default=list)
+    persons: Mapped[list[Any]] = mapped_column(default=list)
+    locked: Mapped[bool] = mapped_column(Boolean, default=True)
+    loudness_target: Mapped[float] = mapped_column(Float, default=-16.0)
+    trim_silence: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Bumped on every change that shows in the feed; the cached feed is rebuilt when it lags.
+    feed_version: Mapped[int] = mapped_column(Integer, default=1)
+    feed_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    episodes: Mapped[list[Episode]] = relationship(back_populates="show")
+
+
+class ShowMember(Base):
+    __tablename__ = "show_members"
+    __table_args__ = (UniqueConstraint("show_id", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    show_id: Mapped[str] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class Episode(Base):
+    __tablename__ = "episodes"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    show_id: Mapped[str] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"), index=True)
+    guid: Mapped[str] = mapped_column(String(500), unique=True)
+    title: Mapped[str] = mapped_column(String(500), default="")
+    notes_html: Mapped[str] = mapped_column(Text, default="")
+    season: Mapped[int | None] = mapped_column(Integer, default=None)
+    number: Mapped[int | None] = mapped_column(Integer, default=None)
+    episode_type: Mapped[str] = mapped_column(String(16), default="full")
+    explicit: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    publish_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    published_at: Mapped[datetime | None] = mapped_column(default=None)
+    publish_when_ready: Mapped[bool] = mapped_column(Boolean, default=False)
+    chapters: Mapped[list[Any]] = mapped_column(default=list)
+    original_asset_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    media_asset_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    show: Mapped[Show] = relationship(back_populates="episodes")
+
+
+class Asset(Base):
+    """A stored media object: an untouched original upload or a rendition made from it."""
+
+    __tablename__ = "assets"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    storage_key: Mapped[str] = mapped_column(String(500), unique=True)
+    mime_type: Mapped[str] = mapped_column(String(100))
+    byte_size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    duration: Mapped[float | None] = mapped_column(Float, default=None)
+    bitrate: Mapped[int | None] = mapped_column(Integer, default=None)
+    sample_rate: Mapped[int | None] = mapped_column(Integer, default=None)
+    channels: Mapped[int | None] = mapped_column(Integer, default=None)
+    codec: Mapped[str | None] = mapped_column(String(50), default=None)
+    kind: Mapped[str] = mapped_column(String(16), default="audio")
+    width: Mapped[int | None] = mapped_column(Integer, default=None)
+    height: Mapped[int | None] = mapped_column(Integer, default=None)
+    frame_rate: Mapped[float | None] = mapped_column(Float, default=None)
+    source_asset_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    processing: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    loudness_in: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    loudness_out: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(50))
+    episode_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    show_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(50), default="queued")
+    error_code: Mapped[str | None] = mapped_column(String(100), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedCache(Base):
+    """The last rendered feed of a show, with its validators; rebuilt when the show's feed_version moves."""
+
+    __tablename__ = "feed_cache"
+    show_id: Mapped[str] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True)
+    feed_version: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_gzip: Mapped[bytes] = mapped_column(LargeBinary)
+    etag: Mapped[str] = mapped_column(String(80))
+    last_modified: Mapped[datetime] = mapped_column()
+    next_change_at: Mapped[datetime | None] = mapped_column(default=None)

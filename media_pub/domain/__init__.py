@@ -1,0 +1,1 @@
+"""Pure rules and values: statuses and their transitions, GUIDs, slugs, storage keys. Stdlib only."""

@@ -1,0 +1,1 @@
+"""Background jobs: the queue adapters and the handlers they run."""

@@ -1,0 +1,1 @@
+"""Use cases: each function is one thing a host, app or producer does."""

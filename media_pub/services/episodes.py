@@ -1,0 +1,179 @@
+"""Creating, editing and publishing episodes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from media_pub.db import repositories as repo
+from media_pub.db.models import Episode, Show, User
+from media_pub.db.uow import UnitOfWork
+from media_pub.domain.rules import EpisodeStatus, EpisodeType, check_transition, new_episode_guid
+from media_pub.domain.values import Chapter
+from media_pub.errors import Conflict, InvalidInput
+from media_pub.feeds.sanitize import clean_text, sanitize_notes
+from media_pub.media.process import parse_timestamp
+from media_pub.services.auth import require_role
+from media_pub.services.shows import touch_feed
+
+EPISODE_FIELDS = {"title", "notes", "season", "number", "episode_type", "explicit", "chapters"}
+
+
+def chapters_from_json(items: list[dict[str, Any]]) -> list[Chapter]:
+    """Chapters as stored on an episode (a list of dicts) to values."""
+    return [
+        Chapter(
+            start=float(c["start"]),
+            title=c.get("title", ""),
+            end=c.get("end"),
+            url=c.get("url"),
+            image_url=c.get("image_url"),
+        )
+        for c in items
+    ]
+
+
+def chapters_to_json(chapters: list[Chapter]) -> list[dict[str, Any]]:
+    return [
+        {k: v for k, v in {"start": c.start, "title": c.title, "end": c.end, "url": c.url,
+                           "image_url": c.image_url}.items() if v is not None}  # fmt: skip
+        for c in chapters
+    ]
+
+
+def parse_chapters(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validate chapters given by a host: start (seconds or HH:MM:SS.mmm), title, optional url."""
+    out: list[Chapter] = []
+    for item in raw:
+        if not isinstance(item, dict) or "start" not in item:
+            raise InvalidInput("each chapter needs a start and a title", code="invalid-chapters")
+        start = parse_timestamp(item["start"])
+        title = clean_text(str(item.get("title", ""))).strip()
+        url = item.get("url")
+        if url is not None and not str(url).startswith(("https://", "http://")):
+            raise InvalidInput("a chapter url must be http(s)", code="invalid-chapters")
+        out.append(Chapter(start=start, title=title, url=url))
+    starts = [c.start for c in out]
+    if len(set(starts)) != len(starts):
+        raise InvalidInput("two chapters start at the same time", code="invalid-chapters")
+    return chapters_to_json(sorted(out, key=lambda c: c.start))
+
+
+def _apply(episode: Episode, fields: dict[str, Any]) -> None:
+    unknown = set(fields) - EPISODE_FIELDS
+    if unknown:
+        raise InvalidInput(f"unknown episode fields: {', '.join(sorted(unknown))}")
+    if "title" in fields:
+        episode.title = clean_text(fields["title"] or "").strip()
+    if "notes" in fields:
+        episode.notes_html = sanitize_notes(fields["notes"] or "")
+    for name in ("season", "number"):
+        if name in fields:
+            value = fields[name]
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InvalidInput(f"{name} is a whole number from 1", code=f"invalid-{name}")
+            setattr(episode, name, value)
+    if "episode_type" in fields:
+        try:
+            episode.episode_type = EpisodeType(fields["episode_type"]).value
+        except ValueError:
+            raise InvalidInput("episode_type is full, trailer or bonus", code="invalid-episode-type") from None
+    if "explicit" in fields:
+        episode.explicit = bool(fields["explicit"])
+    if "chapters" in fields:
+        episode.chapters = parse_chapters(fields["chapters"] or [])
+    episode.updated_at = datetime.now(UTC)
+
+
+def create_episode(
+    uow: UnitOfWork, user: User, show_slug: str, fields: dict[str, Any], *, guid: str | None = None
+) -> Episode:
+    """A draft episode with a permanent guid (a new UUID unless one is kept from an earlier host)."""
+    show = repo.show_by_slug(uow.session, show_slug)
+    require_role(uow, user, show)
+    if guid is not None and repo.episode_by_guid(uow.session, guid) is not None:
+        raise Conflict(f"an episode with guid {guid!r} exists already", code="episode-exists")
+    episode = Episode(show_id=show.id, guid=guid or new_episode_guid(), status=EpisodeStatus.DRAFT.value)
+    _apply(episode, fields)
+    uow.session.add(episode)
+    uow.session.flush()
+    return episode
+
+
+def get_episode(uow: UnitOfWork, user: User, episode_id: str) -> Episode:
+    episode = repo.episode_by_id(uow.session, episode_id)
+    require_role(uow, user, episode.show)
+    return episode
+
+
+def list_episodes(uow: UnitOfWork, user: User, show_slug: str) -> Sequence[Episode]:
+    show = repo.show_by_slug(uow.session, show_slug)
+    require_role(uow, user, show)
+    return repo.episodes_of(uow.session, show.id)
+
+
+def update_episode(uow: UnitOfWork, user: User, episode_id: str, fields: dict[str, Any]) -> Episode:
+    episode = get_episode(uow, user, episode_id)
+    _apply(episode, fields)
+    if episode.status == EpisodeStatus.PUBLISHED:
+        touch_feed(episode.show)
+    return episode
+
+
+def _publish(episode: Episode, show: Show, when: datetime) -> None:
+    check_transition(EpisodeStatus(episode.status), EpisodeStatus.PUBLISHED)
+    episode.status = EpisodeStatus.PUBLISHED.value
+    episode.published_at = when
+    episode.publish_at = None
+    touch_feed(show)
+
+
+def publish_episode(uow: UnitOfWork, user: User, episode_id: str, at: datetime | None = None) -> Episode:
+    """Publish a ready episode now, or schedule it for `at` (it then goes out by itself)."""
+    episode = get_episode(uow, user, episode_id)
+    if episode.status not in (EpisodeStatus.READY, EpisodeStatus.PUBLISHED):
+        raise Conflict(
+            f"only a ready episode can be published; this one is {episode.status}", code="episode-not-ready"
+        )
+    now = datetime.now(UTC).replace(microsecond=0)
+    if at is not None and at.tzinfo is None:
+        raise InvalidInput("give the publish time with a time zone, e.g. 2026-12-01T09:00:00Z")
+    if at is None or at <= now:
+        if episode.status == EpisodeStatus.PUBLISHED:
+            return episode
+        _publish(episode, episode.show, at or now)  # a time in the past back-dates the episode
+    else:
+        if episode.status == EpisodeStatus.PUBLISHED:
+            raise Conflict("the episode is published already", code="episode-published")
+        episode.publish_at = at
+        touch_feed(episode.show)
+    return episode
+
+
+def request_publish_when_ready(episode: Episode, at: datetime | None = None) -> None:
+    """Mark an episode to be published (or scheduled) as soon as its processing succeeds."""
+    episode.publish_when_ready = True
+    episode.publish_at = at
+
+
+def on_ready(episode: Episode) -> None:
+    """Called when processing made an episode ready: carry out a publish request made earlier."""
+    if not episode.publish_when_ready:
+        return
+    episode.publish_when_ready = False
+    now = datetime.now(UTC).replace(microsecond=0)
+    if episode.publish_at is None or episode.publish_at <= now:
+        _publish(episode, episode.show, episode.publish_at or now)
+    else:
+        touch_feed(episode.show)
+
+
+def publish_due(uow: UnitOfWork, now: datetime | None = None) -> int:
+    """Publish every ready episode whose scheduled time has come; returns how many."""
+    now = now or datetime.now(UTC)
+    due = repo.due_episodes(uow.session, now)
+    for episode in due:
+        assert episode.publish_at is not None
+        _publish(episode, episode.show, episode.publish_at)
+    return len(due)

@@ -1,0 +1,80 @@
+"""Job rows: creation (enqueued after commit), progress, and their end."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from media_pub.db import repositories as repo
+from media_pub.db.models import Episode, Job
+from media_pub.db.uow import UnitOfWork, UowFactory
+from media_pub.domain.rules import JobStatus
+from media_pub.errors import MediaPubError
+
+
+class JobQueue(Protocol):
+    """Delivers job ids to whatever runs them (threads in-process, or Celery workers)."""
+
+    def enqueue(self, kind: str, job_id: str) -> None: ...
+
+
+def create_job(
+    uow: UnitOfWork, queue: JobQueue, kind: str, *, episode: Episode | None, payload: dict[str, Any]
+) -> Job:
+    """A queued job; it is handed to the queue only once the transaction commits."""
+    job = Job(
+        kind=kind,
+        episode_id=episode.id if episode else None,
+        show_id=episode.show_id if episode else None,
+        payload=payload,
+        status=JobStatus.QUEUED.value,
+    )
+    uow.session.add(job)
+    uow.session.flush()
+    job_id = job.id
+    uow.after_commit(lambda: queue.enqueue(kind, job_id))
+    return job
+
+
+def get_job(uow: UnitOfWork, job_id: str) -> Job:
+    return repo.job_by_id(uow.session, job_id)
+
+
+def progress_reporter(uow_factory: UowFactory, job_id: str, every: float = 0.5) -> Callable[[str, float], None]:
+    """A callback that records stage and percent on the job row, at most every `every` seconds."""
+    last = [0.0, ""]
+
+    def report(stage: str, fraction: float) -> None:
+        now = time.monotonic()
+        if stage == last[1] and now - float(last[0]) < every:
+            return
+        last[0], last[1] = now, stage
+        with uow_factory() as uow:
+            job = repo.job_by_id(uow.session, job_id)
+            job.stage = stage
+            job.progress = round(max(0.0, min(1.0, fraction)), 4)
+            job.updated_at = datetime.now(UTC)
+            uow.commit()
+
+    return report
+
+
+def fail_job(job: Job, error: MediaPubError) -> None:
+    job.status = JobStatus.FAILED.value
+    job.error_code = error.code
+    job.error = f"{error.title}: {error.detail}"
+    job.finished_at = job.updated_at = datetime.now(UTC)
+
+
+def resume_unfinished(uow_factory: UowFactory, queue: JobQueue) -> int:
+    """Queue again the jobs an earlier process left queued or running (in-process mode only)."""
+    with uow_factory() as uow:
+        jobs = [(j.kind, j.id) for j in repo.unfinished_jobs(uow.session)]
+        for job in repo.unfinished_jobs(uow.session):
+            job.status = JobStatus.QUEUED.value
+        uow.commit()
+    for kind, job_id in jobs:
+        queue.enqueue(kind, job_id)
+    return len(jobs)

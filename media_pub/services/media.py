@@ -1,0 +1,49 @@
+"""Which stored objects the public may fetch, and where from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from media_pub.db import repositories as repo
+from media_pub.db.models import Show
+from media_pub.db.uow import UnitOfWork
+from media_pub.errors import NotFound
+from media_pub.storage.base import Storage
+
+
+@dataclass(frozen=True)
+class MediaLocation:
+    """Either a local file to serve with ranges, or a URL to redirect to."""
+
+    content_type: str
+    size: int
+    path: Path | None = None
+    redirect_url: str | None = None
+    filename: str | None = None
+
+
+def locate_public_media(uow: UnitOfWork, storage: Storage, key: str) -> MediaLocation:
+    """Renditions of published episodes and show artwork are public; anything else is 404."""
+    missing = NotFound("no such media", code="media-not-found")
+    asset = repo.asset_by_key(uow.session, key)
+    if asset is not None:
+        episode = repo.episode_by_id(uow.session, asset.episode_id)
+        if asset.role != "rendition" or episode.status != "published":
+            raise missing
+        content_type, size = asset.mime_type, asset.byte_size
+        filename = f"{episode.show.slug}-{episode.id[:8]}.{key.rsplit('.', 1)[-1]}"
+    elif uow.session.scalar(select(Show.id).where(Show.artwork_key == key)) is not None:
+        info = storage.stat(key)
+        content_type, size, filename = info.content_type or "image/jpeg", info.size, None
+    else:
+        raise missing
+    path = storage.local_path(key)
+    if path is not None:
+        if not path.is_file():
+            raise missing
+        return MediaLocation(content_type, size, path=path, filename=filename)
+    url = storage.public_url(key) or storage.presigned_get_url(key, filename=filename)
+    return MediaLocation(content_type, size, redirect_url=url, filename=filename)

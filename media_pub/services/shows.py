@@ -1,0 +1,99 @@
+"""Creating, reading and editing shows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from media_pub.db import repositories as repo
+from media_pub.db.models import Show, User
+from media_pub.db.uow import UnitOfWork
+from media_pub.domain.rules import Role, ShowType, validate_slug
+from media_pub.errors import Conflict, InvalidInput
+from media_pub.feeds.categories import validate_category
+from media_pub.services.auth import grant, require_role
+
+SHOW_FIELDS = {
+    "title", "description", "author", "owner_name", "owner_email", "language", "category", "subcategory",
+    "explicit", "show_type", "website", "copyright", "funding", "persons", "locked", "loudness_target",
+    "trim_silence",
+}  # fmt: skip
+_LANG = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def touch_feed(show: Show) -> None:
+    """Record that something in the show's feed changed, so the cached feed is rebuilt."""
+    show.feed_version = (show.feed_version or 0) + 1
+    show.feed_changed_at = datetime.now(UTC).replace(microsecond=0)
+    show.updated_at = show.feed_changed_at
+
+
+def _validate(fields: dict[str, Any], show: Show | None = None) -> None:
+    unknown = set(fields) - SHOW_FIELDS
+    if unknown:
+        raise InvalidInput(f"unknown show fields: {', '.join(sorted(unknown))}")
+    if "title" in fields and not str(fields["title"] or "").strip():
+        raise InvalidInput("a show needs a title", code="invalid-title")
+    if "language" in fields and not _LANG.match(fields["language"] or ""):
+        raise InvalidInput("language must be an ISO 639 code such as 'en' or 'en-us'", code="invalid-language")
+    if fields.get("owner_email") and not _EMAIL.match(fields["owner_email"]):
+        raise InvalidInput("owner_email is not an e-mail address", code="invalid-email")
+    if "show_type" in fields:
+        try:
+            ShowType(fields["show_type"])
+        except ValueError:
+            raise InvalidInput("show_type is 'episodic' or 'serial'", code="invalid-show-type") from None
+    if "category" in fields or "subcategory" in fields:
+        category = fields.get("category", show.category if show else None)
+        subcategory = fields.get("subcategory", show.subcategory if show else None)
+        validate_category(category or "", subcategory)
+    if "loudness_target" in fields:
+        target = float(fields["loudness_target"])
+        if not -31.0 <= target <= -9.0:
+            raise InvalidInput("loudness_target is between -31 and -9 LUFS", code="invalid-loudness-target")
+    for link in fields.get("funding") or []:
+        if not str(link.get("url", "")).startswith(("https://", "http://")):
+            raise InvalidInput("funding links need an http(s) url", code="invalid-funding")
+
+
+def create_show(uow: UnitOfWork, user: User, slug: str, fields: dict[str, Any]) -> Show:
+    """Create a show owned by `user`."""
+    validate_slug(slug)
+    _validate(fields)
+    if "title" not in fields:
+        raise InvalidInput("a show needs a title", code="invalid-title")
+    if repo.slug_taken(uow.session, slug):
+        raise Conflict(f"a show with slug {slug!r} exists already", code="show-exists")
+    show = Show(slug=slug, **fields)
+    uow.session.add(show)
+    uow.session.flush()
+    grant(uow, show, user, Role.OWNER)
+    return show
+
+
+def update_show(uow: UnitOfWork, user: User, slug: str, fields: dict[str, Any]) -> Show:
+    """Change some fields of a show (owner or editor)."""
+    show = repo.show_by_slug(uow.session, slug)
+    require_role(uow, user, show)
+    _validate(fields, show)
+    for name, value in fields.items():
+        setattr(show, name, value)
+    touch_feed(show)
+    return show
+
+
+def get_show(uow: UnitOfWork, user: User, slug: str) -> Show:
+    show = repo.show_by_slug(uow.session, slug)
+    require_role(uow, user, show)
+    return show
+
+
+def list_shows(uow: UnitOfWork, user: User) -> Sequence[Show]:
+    """The shows `user` has a role on (all of them for admins)."""
+    shows = repo.list_shows(uow.session)
+    if user.is_admin:
+        return shows
+    return [s for s in shows if repo.membership(uow.session, s.id, user.id) is not None]

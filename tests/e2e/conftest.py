@@ -1,0 +1,58 @@
+"""End-to-end fixtures: a container per backend with an API client, and generated media."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from media_pub.api.app import create_app
+from media_pub.bootstrap import Container, bootstrap
+from media_pub.config import Settings
+from media_pub.db.models import Base
+from media_pub.media.synth import write_speech_like
+
+
+def _truncate(c: Container) -> None:
+    if c.engine.dialect.name != "postgresql":
+        return
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with c.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} CASCADE"))
+
+
+@pytest.fixture
+def backend(backend_settings: Settings) -> Iterator[Container]:
+    c = bootstrap(backend_settings)
+    _truncate(c)
+    yield c
+    c.close()
+    _truncate(c)
+
+
+@pytest.fixture
+def backend_client(backend: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(backend), raise_server_exceptions=False) as tc:
+        yield tc
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Speech-like stereo at about -30 LUFS with 20 s of digital silence at both ends (55 s in all)."""
+    path = tmp_path_factory.mktemp("media") / "speech.wav"
+    return write_speech_like(path, 15.0, lufs=-30.0, lead_silence=20.0, tail_silence=20.0, seed=7)
+
+
+def wait_job(client: TestClient, job: dict, headers: dict[str, str], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while job["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"job did not end in {timeout} s: {job}"
+        time.sleep(0.2)
+        response = client.get(job["url"], headers=headers)
+        assert response.status_code == 200, response.text
+        job = response.json()
+    return job
