@@ -25,7 +25,7 @@ check: $(STAMP)
 	$(BIN)/ruff format --check media_pub tests scripts benchmarks
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/process_audio.py
+	$(BIN)/python benchmarks/process_audio.py --minutes 5 30 60
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

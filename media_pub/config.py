@@ -19,7 +19,7 @@ class StorageSettings(BaseModel):
     endpoint_url: str | None = None
     region: str = "us-east-1"
     access_key_id: str | None = None
-    secret_access_key: str | None = None
+    secret_access_key: SecretStr | None = None
     key_prefix: str = ""
     public_base_url: str | None = None
     presign_seconds: int = Field(default=3600, ge=60, le=604800)
