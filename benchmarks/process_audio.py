@@ -41,8 +41,10 @@ def main() -> None:
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="mp-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    header = (f"{'input':>10} {'wall s':>8} {'cpu s':>8} {'x rt':>7} {'peak RSS MB':>12} "
-              f"{'in LUFS':>8} {'out LUFS':>9} {'out LRA':>8} {'out dBTP':>9} {'dur in':>8} {'dur out':>8}")  # fmt: skip
+    header = (
+        f"{'input':>10} {'wall s':>8} {'cpu s':>8} {'x rt':>7} {'peak RSS MB':>12} "
+        f"{'in LUFS':>8} {'out LUFS':>9} {'out LRA':>8} {'out dBTP':>9} {'dur in':>8} {'dur out':>8}"
+    )
     print(header)
     for minutes in args.minutes:
         src = work / f"speech-{minutes:g}min.wav"
@@ -51,17 +53,21 @@ def main() -> None:
         dst = work / f"out-{minutes:g}min.mp3"
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
-        out = subprocess.run([sys.executable, "-c", CHILD, str(src), str(dst)], capture_output=True, text=True,
-                             check=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(src), str(dst)], capture_output=True, text=True, check=True
+        )
         wall = time.monotonic() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         measured = measure_loudness(dst)
-        print(f"{minutes:>7g}min {wall:>8.1f} {cpu:>8.1f} {result['duration_in'] / wall:>7.1f} "
-              f"{after.ru_maxrss / 1024:>12.0f} {result['in'][0]:>8.2f} {measured.integrated:>9.2f} "
-              f"{measured.lra:>8.2f} {measured.true_peak:>9.2f} {result['duration_in']:>8.0f} "
-              f"{result['duration_out']:>8.0f}", flush=True)  # fmt: skip
+        print(
+            f"{minutes:>7g}min {wall:>8.1f} {cpu:>8.1f} {result['duration_in'] / wall:>7.1f} "
+            f"{after.ru_maxrss / 1024:>12.0f} {result['in'][0]:>8.2f} {measured.integrated:>9.2f} "
+            f"{measured.lra:>8.2f} {measured.true_peak:>9.2f} {result['duration_in']:>8.0f} "
+            f"{result['duration_out']:>8.0f}",
+            flush=True,
+        )
     print("peak RSS is the largest child so far (ru_maxrss of children): it must stay flat as duration grows")
 
 

@@ -56,8 +56,14 @@ def bootstrap(settings: Settings, *, migrate: bool = True, queue: JobQueue | Non
             from media_pub.jobs.queue import InProcessQueue
 
             queue = InProcessQueue(settings.job_threads)
-    container = Container(settings, engine, partial(UnitOfWork, session_factory), storage, queue,
-                          Urls(settings.base_url, storage))  # fmt: skip
+    container = Container(
+        settings,
+        engine,
+        partial(UnitOfWork, session_factory),
+        storage,
+        queue,
+        Urls(settings.base_url, storage),
+    )
     bind = getattr(queue, "bind", None)
     if bind is not None:
         from media_pub.jobs.handlers import run_job

@@ -48,9 +48,7 @@ def status_for(error: MediaPubError) -> int:
     return 500
 
 
-def problem(
-    status: int, code: str, title: str, detail: str, instance: str, **extra: Any
-) -> JSONResponse:
+def problem(status: int, code: str, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
     body = {
         "type": f"urn:media-pub:problem:{code}",
         "title": title,
@@ -90,5 +88,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("request.failed path=%s", request.url.path)
-        return problem(500, "internal-error", "Internal error", "an unexpected error occurred; it was logged",
-                       request.url.path)  # fmt: skip
+        return problem(
+            500,
+            "internal-error",
+            "Internal error",
+            "an unexpected error occurred; it was logged",
+            request.url.path,
+        )

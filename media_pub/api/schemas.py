@@ -165,18 +165,32 @@ class EpisodeRead(BaseModel):
     @classmethod
     def of(cls, episode: Episode, media: AssetRead | None, original: AssetRead | None) -> EpisodeRead:
         return cls(
-            id=episode.id, show=episode.show.slug, guid=episode.guid, title=episode.title,
-            notes=episode.notes_html, season=episode.season, number=episode.number,
-            episode_type=episode.episode_type, explicit=episode.explicit, status=episode.status,
-            publish_at=episode.publish_at, published_at=episode.published_at,
-            publish_when_ready=episode.publish_when_ready, chapters=episode.chapters,
-            last_error=episode.last_error, media=media, original=original, created_at=episode.created_at,
+            id=episode.id,
+            show=episode.show.slug,
+            guid=episode.guid,
+            title=episode.title,
+            notes=episode.notes_html,
+            season=episode.season,
+            number=episode.number,
+            episode_type=episode.episode_type,
+            explicit=episode.explicit,
+            status=episode.status,
+            publish_at=episode.publish_at,
+            published_at=episode.published_at,
+            publish_when_ready=episode.publish_when_ready,
+            chapters=episode.chapters,
+            last_error=episode.last_error,
+            media=media,
+            original=original,
+            created_at=episode.created_at,
             updated_at=episode.updated_at,
-        )  # fmt: skip
+        )
 
 
 class PublishRequest(_In):
-    at: datetime | None = Field(default=None, description="Publish at this time (with a zone); now if omitted")
+    at: datetime | None = Field(
+        default=None, description="Publish at this time (with a zone); now if omitted"
+    )
     when_ready: bool = Field(default=False, description="If still processing, publish as soon as it is ready")
 
 

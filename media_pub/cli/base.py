@@ -26,11 +26,15 @@ class ErrorsAsOneLine(TyperGroup):
 
 
 def new_app(help_text: str) -> typer.Typer:
-    return typer.Typer(cls=ErrorsAsOneLine, help=help_text, no_args_is_help=True, pretty_exceptions_enable=False)
+    return typer.Typer(
+        cls=ErrorsAsOneLine, help=help_text, no_args_is_help=True, pretty_exceptions_enable=False
+    )
 
 
 def setup_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
 
 def container() -> Container:

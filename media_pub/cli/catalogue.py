@@ -60,10 +60,16 @@ def show_create(
     """Create a show."""
     c = container()
     fields: dict[str, Any] = {
-        "title": title, "description": description, "author": author, "owner_name": owner_name,
-        "owner_email": owner_email, "language": language, "category": category, "subcategory": subcategory,
+        "title": title,
+        "description": description,
+        "author": author,
+        "owner_name": owner_name,
+        "owner_email": owner_email,
+        "language": language,
+        "category": category,
+        "subcategory": subcategory,
         "explicit": explicit,
-    }  # fmt: skip
+    }
     with c.uow() as uow:
         acting = auth.system_user(uow)
         show = show_svc.create_show(uow, acting, slug, fields)
@@ -85,8 +91,10 @@ def show_list() -> None:
             typer.echo(f"{show.slug}\t{show.title}\t{c.urls.feed(show)}")
 
 
-def publish(folder: Annotated[Path, typer.Argument(help="Folder with show.toml and episode manifests")]) -> None:
-    """Create and publish the show and episodes of a manifest folder (like episodes/); waits for processing."""
+def publish(
+    folder: Annotated[Path, typer.Argument(help="Folder with show.toml and episode manifests")],
+) -> None:
+    """Create and publish a manifest folder's show and episodes (like episodes/); waits for processing."""
     from media_pub.services.manifests import publish_folder
 
     if not folder.is_dir():
@@ -118,8 +126,11 @@ class Api:
     def __init__(self, server: str, token: str | None) -> None:
         if not token:
             raise InvalidInput("give --token or set MEDIA_PUB_TOKEN", code="token-missing")
-        self.http = httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {token}"},
-                                 timeout=httpx.Timeout(60.0, read=600.0))  # fmt: skip
+        self.http = httpx.Client(
+            base_url=server.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(60.0, read=600.0),
+        )
 
     def call(self, method: str, url: str, **kwargs: Any) -> Any:
         try:
@@ -157,8 +168,13 @@ def episode_upload(
     episode = api.call("POST", f"/api/v1/shows/{show}/episodes", json={"title": title, "notes": notes})
     size = file.stat().st_size
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console) as progress:  # fmt: skip
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("upload", total=size)
 
         def chunks() -> Any:
@@ -168,8 +184,13 @@ def episode_upload(
                     yield chunk
 
         params = {k: v for k, v in {"start": start, "end": end}.items() if v is not None}
-        job = api.call("PUT", f"/api/v1/episodes/{episode['id']}/media", content=chunks(), params=params,
-                       headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})  # fmt: skip
+        job = api.call(
+            "PUT",
+            f"/api/v1/episodes/{episode['id']}/media",
+            content=chunks(),
+            params=params,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
     job = follow_job(api, job)
     if job["status"] != "succeeded":
         raise MediaPubError(f"processing failed: {job['error']}")
@@ -181,8 +202,9 @@ def episode_upload(
 
 def follow_job(api: Api, job: dict[str, Any]) -> dict[str, Any]:
     """Show a job's stage and progress until it ends."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  console=console) as progress:  # fmt: skip
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), console=console
+    ) as progress:
         task = progress.add_task("queued", total=1.0)
         while job["status"] in ("queued", "running"):
             time.sleep(0.5)

@@ -50,8 +50,14 @@ def serve(
     settings = get_settings()
     setup_logging(settings)
     prepare(settings, demo_dir if demo else None)
-    uvicorn.run("media_pub.api.main:app_factory", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level=settings.log_level.lower())  # fmt: skip
+    uvicorn.run(
+        "media_pub.api.main:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+    )
 
 
 @app.command()

@@ -12,12 +12,17 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL, foreign keys and a busy timeout so API and job threads can share it."""
+def _ensure_sqlite_dir(url: str) -> None:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine; SQLite gets WAL, foreign keys and a busy timeout so API and job threads can share it."""
+    if url.startswith("sqlite"):
+        _ensure_sqlite_dir(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -45,4 +50,5 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to `revision`."""
+    _ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)

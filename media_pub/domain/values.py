@@ -37,5 +37,7 @@ def shift_chapters(chapters: list[Chapter], offset: float, duration: float) -> l
         if out and out[-1].start == start:
             out[-1] = Chapter(start, ch.title, end, ch.url, ch.image_url)  # later mark wins the same instant
             continue
-        out.append(Chapter(round(start, 3), ch.title, None if end is None else round(end, 3), ch.url, ch.image_url))
+        out.append(
+            Chapter(round(start, 3), ch.title, None if end is None else round(end, 3), ch.url, ch.image_url)
+        )
     return out

@@ -46,7 +46,11 @@ def authenticate(uow: UnitOfWork, token: str | None) -> User:
     if not token:
         raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'", code="token-missing")
     row = repo.token_by_hash(uow.session, hash_token(token))
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash, hash_token(token)):
+    if (
+        row is None
+        or row.revoked_at is not None
+        or not hmac.compare_digest(row.token_hash, hash_token(token))
+    ):
         raise Unauthenticated("the API token is not valid", code="token-invalid")
     return row.user
 

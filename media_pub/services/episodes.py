@@ -36,8 +36,17 @@ def chapters_from_json(items: list[dict[str, Any]]) -> list[Chapter]:
 
 def chapters_to_json(chapters: list[Chapter]) -> list[dict[str, Any]]:
     return [
-        {k: v for k, v in {"start": c.start, "title": c.title, "end": c.end, "url": c.url,
-                           "image_url": c.image_url}.items() if v is not None}  # fmt: skip
+        {
+            k: v
+            for k, v in {
+                "start": c.start,
+                "title": c.title,
+                "end": c.end,
+                "url": c.url,
+                "image_url": c.image_url,
+            }.items()
+            if v is not None
+        }
         for c in chapters
     ]
 
@@ -78,7 +87,9 @@ def _apply(episode: Episode, fields: dict[str, Any]) -> None:
         try:
             episode.episode_type = EpisodeType(fields["episode_type"]).value
         except ValueError:
-            raise InvalidInput("episode_type is full, trailer or bonus", code="invalid-episode-type") from None
+            raise InvalidInput(
+                "episode_type is full, trailer or bonus", code="invalid-episode-type"
+            ) from None
     if "explicit" in fields:
         episode.explicit = bool(fields["explicit"])
     if "chapters" in fields:

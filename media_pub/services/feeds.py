@@ -69,7 +69,9 @@ def _channel(show: Show, urls: Urls) -> FeedChannel:
         explicit=show.explicit,
         show_type=show.show_type,
         copyright=show.copyright,
-        funding=[FeedFunding(url=f["url"], text=f.get("text", "Support the show")) for f in show.funding or []],
+        funding=[
+            FeedFunding(url=f["url"], text=f.get("text", "Support the show")) for f in show.funding or []
+        ],
         persons=[FeedPerson(**p) for p in show.persons or []],
         locked=show.locked,
         podcast_guid=podcast_guid(feed_url),
@@ -102,7 +104,9 @@ def _item(session: Session, show: Show, episode: Episode, urls: Urls) -> FeedIte
 
 def render_feed(uow: UnitOfWork, show: Show, urls: Urls) -> bytes:
     """The feed's bytes for the show as the catalogue has it now."""
-    items = [i for e in repo.published_episodes(uow.session, show.id) if (i := _item(uow.session, show, e, urls))]
+    items = [
+        i for e in repo.published_episodes(uow.session, show.id) if (i := _item(uow.session, show, e, urls))
+    ]
     return build_feed(_channel(show, urls), items)
 
 
@@ -125,7 +129,9 @@ class FeedService:
         cache = repo.feed_cache(uow.session, show.id)
         if cache is None or cache.feed_version != show.feed_version:
             cache = self._rebuild(uow, show, cache)
-        rendered = RenderedFeed(cache.body, cache.body_gzip, cache.etag, cache.last_modified, cache.feed_version)
+        rendered = RenderedFeed(
+            cache.body, cache.body_gzip, cache.etag, cache.last_modified, cache.feed_version
+        )
         with self._lock:
             self._memo[show.id] = rendered
         return rendered
@@ -135,8 +141,14 @@ class FeedService:
         etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
         now = datetime.now(UTC).replace(microsecond=0)
         if cache is None:
-            cache = FeedCache(show_id=show.id, feed_version=show.feed_version, body=b"", body_gzip=b"",
-                              etag="", last_modified=now)  # fmt: skip
+            cache = FeedCache(
+                show_id=show.id,
+                feed_version=show.feed_version,
+                body=b"",
+                body_gzip=b"",
+                etag="",
+                last_modified=now,
+            )
             uow.session.add(cache)
         if cache.etag != etag:
             cache.body, cache.etag, cache.last_modified = body, etag, now
@@ -155,7 +167,9 @@ class FeedService:
 def episode_chapters_json(uow: UnitOfWork, episode_id: str) -> bytes:
     """Chapters JSON of a published episode (NotFound otherwise)."""
     episode = public_episode(uow, episode_id)
-    return chapters_json(chapters_from_json(episode.chapters), title=episode.title, podcast_name=episode.show.title)
+    return chapters_json(
+        chapters_from_json(episode.chapters), title=episode.title, podcast_name=episode.show.title
+    )
 
 
 def public_episode(uow: UnitOfWork, episode_id: str) -> Episode:

@@ -42,7 +42,9 @@ def get_job(uow: UnitOfWork, job_id: str) -> Job:
     return repo.job_by_id(uow.session, job_id)
 
 
-def progress_reporter(uow_factory: UowFactory, job_id: str, every: float = 0.5) -> Callable[[str, float], None]:
+def progress_reporter(
+    uow_factory: UowFactory, job_id: str, every: float = 0.5
+) -> Callable[[str, float], None]:
     """A callback that records stage and percent on the job row, at most every `every` seconds."""
     last = [0.0, ""]
 

@@ -42,16 +42,22 @@ def _audio_file(manifest: dict[str, Any], base: Path, work: Path, index: int) ->
     if isinstance(audio, str):
         path = (base / audio).resolve()
         if not path.is_file():
-            raise InvalidInput(f"audio file {audio!r} not found next to the manifest", code="invalid-manifest")
+            raise InvalidInput(
+                f"audio file {audio!r} not found next to the manifest", code="invalid-manifest"
+            )
         return path
     if isinstance(audio, dict) and "synth" in audio:
         synth = audio["synth"]
         out = work / f"synth-{index}.wav"
         return write_speech_like(
-            out, float(synth.get("seconds", 60)), lufs=float(synth.get("lufs", -26)),
-            lead_silence=float(synth.get("lead_silence", 2)), tail_silence=float(synth.get("tail_silence", 2)),
-            seed=int(synth.get("seed", index)), channels=int(synth.get("channels", 2)),
-        )  # fmt: skip
+            out,
+            float(synth.get("seconds", 60)),
+            lufs=float(synth.get("lufs", -26)),
+            lead_silence=float(synth.get("lead_silence", 2)),
+            tail_silence=float(synth.get("tail_silence", 2)),
+            seed=int(synth.get("seed", index)),
+            channels=int(synth.get("channels", 2)),
+        )
     raise InvalidInput("an episode manifest needs audio = 'file' or [audio.synth]", code="invalid-manifest")
 
 
@@ -84,7 +90,9 @@ def publish_folder(container: Container, folder: Path) -> ManifestReport:
     return report
 
 
-def _publish_one(container: Container, slug: str, path: Path, work: Path, index: int, report: ManifestReport) -> None:
+def _publish_one(
+    container: Container, slug: str, path: Path, work: Path, index: int, report: ManifestReport
+) -> None:
     manifest = _read(path)
     guid = manifest.pop("guid", None)
     with container.uow() as uow:
@@ -111,10 +119,16 @@ def _publish_one(container: Container, slug: str, path: Path, work: Path, index:
         uow.session.flush()
         try:
             job = attach_upload(
-                uow, container.storage, container.queue, user, episode.id, spooled, trim,
+                uow,
+                container.storage,
+                container.queue,
+                user,
+                episode.id,
+                spooled,
+                trim,
                 probe_timeout=container.settings.probe_timeout_seconds,
                 probe_memory_mb=container.settings.probe_memory_mb,
-            )  # fmt: skip
+            )
         except MediaPubError as exc:
             raise type(exc)(f"{path.name}: {exc.detail}", code=exc.code) from exc
         ep_svc.request_publish_when_ready(episode, at)
@@ -130,5 +144,7 @@ def _when(value: object, path: Path) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(str(value))
     except ValueError as exc:
-        raise InvalidInput(f"{path.name}: published must be an ISO date-time", code="invalid-manifest") from exc
+        raise InvalidInput(
+            f"{path.name}: published must be an ISO date-time", code="invalid-manifest"
+        ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -74,7 +74,7 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
         show = episode.show
         options = _options(show, original.channels, payload.get("start"), payload.get("end"))
         original_key, original_channels = original.storage_key, original.channels
-        artwork_key = show.artwork_key
+        artwork_key, show_id, episode_id = show.artwork_key, show.id, episode.id
         uow.commit()
 
     work = Path(tempfile.mkdtemp(prefix="media-pub-job-"))
@@ -85,12 +85,17 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
             storage.download_to(original_key, src)
         dst = work / "rendition.mp3"
         result: ProcessResult = run_isolated(
-            process_audio, src, dst, options, timeout=timeout, memory_mb=None,
+            process_audio,
+            src,
+            dst,
+            options,
+            timeout=timeout,
+            memory_mb=None,
             progress=progress_reporter(uow_factory, job_id),
-        )  # fmt: skip
+        )
         artwork = storage.read_bytes(artwork_key) if artwork_key else None
         with uow_factory() as uow:
-            episode = repo.episode_by_id(uow.session, episode.id)
+            episode = repo.episode_by_id(uow.session, episode_id)
             chapters = (
                 shift_chapters(source_chapters(payload), result.offset, result.duration_out)
                 if payload.get("source_chapters")
@@ -99,7 +104,7 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
             tags = _tags(episode.show, episode, chapters, artwork)
         write_id3(dst, tags, result.duration_out)
         sha = _sha256(dst)
-        key = asset_key(show.id, episode.id, f"mp3-{sha[:16]}", "mp3")
+        key = asset_key(show_id, episode_id, f"mp3-{sha[:16]}", "mp3")
         info = storage.put_file(key, dst, content_type="audio/mpeg")
         _finish(uow_factory, job_id, key, info.size, sha, result, chapters, original_channels, payload)
     except MediaPubError as error:
@@ -111,6 +116,10 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
                 uow.commit()
             raise
         _fail(uow_factory, job_id, error)
+    except Exception as exc:  # a bug, not bad input: fail the job visibly rather than leave it running
+        log.exception("job.crashed job_id=%s", job_id)
+        _fail(uow_factory, job_id, MediaPubError(f"internal error while processing ({type(exc).__name__})",
+                                                 code="internal-error"))  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -132,18 +141,31 @@ def _finish(
         rendition = repo.asset_by_key(uow.session, key)
         if rendition is None:
             rendition = Asset(
-                episode_id=episode.id, role="rendition", storage_key=key, mime_type="audio/mpeg",
-                byte_size=size, sha256=sha, duration=result.duration_out, bitrate=result.bitrate,
-                sample_rate=result.sample_rate, channels=result.channels, codec="mp3", kind="audio",
+                episode_id=episode.id,
+                role="rendition",
+                storage_key=key,
+                mime_type="audio/mpeg",
+                byte_size=size,
+                sha256=sha,
+                duration=result.duration_out,
+                bitrate=result.bitrate,
+                sample_rate=result.sample_rate,
+                channels=result.channels,
+                codec="mp3",
+                kind="audio",
                 source_asset_id=str(payload["asset_id"]),
-            )  # fmt: skip
+            )
             uow.session.add(rendition)
         rendition.loudness_in = asdict(result.loudness_in)
         rendition.loudness_out = asdict(result.loudness_out)
         rendition.processing = {
-            "gain_db": result.gain_db, "offset": result.offset, "duration_in": result.duration_in,
-            "trim_start": payload.get("start"), "trim_end": payload.get("end"), "channels_in": channels_in,
-        }  # fmt: skip
+            "gain_db": result.gain_db,
+            "offset": result.offset,
+            "duration_in": result.duration_in,
+            "trim_start": payload.get("start"),
+            "trim_end": payload.get("end"),
+            "channels_in": channels_in,
+        }
         uow.session.flush()
         episode.media_asset_id = rendition.id
         episode.original_asset_id = str(payload["asset_id"])

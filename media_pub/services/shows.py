@@ -16,10 +16,24 @@ from media_pub.feeds.categories import validate_category
 from media_pub.services.auth import grant, require_role
 
 SHOW_FIELDS = {
-    "title", "description", "author", "owner_name", "owner_email", "language", "category", "subcategory",
-    "explicit", "show_type", "website", "copyright", "funding", "persons", "locked", "loudness_target",
+    "title",
+    "description",
+    "author",
+    "owner_name",
+    "owner_email",
+    "language",
+    "category",
+    "subcategory",
+    "explicit",
+    "show_type",
+    "website",
+    "copyright",
+    "funding",
+    "persons",
+    "locked",
+    "loudness_target",
     "trim_silence",
-}  # fmt: skip
+}
 _LANG = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -38,7 +52,9 @@ def _validate(fields: dict[str, Any], show: Show | None = None) -> None:
     if "title" in fields and not str(fields["title"] or "").strip():
         raise InvalidInput("a show needs a title", code="invalid-title")
     if "language" in fields and not _LANG.match(fields["language"] or ""):
-        raise InvalidInput("language must be an ISO 639 code such as 'en' or 'en-us'", code="invalid-language")
+        raise InvalidInput(
+            "language must be an ISO 639 code such as 'en' or 'en-us'", code="invalid-language"
+        )
     if fields.get("owner_email") and not _EMAIL.match(fields["owner_email"]):
         raise InvalidInput("owner_email is not an e-mail address", code="invalid-email")
     if "show_type" in fields:

@@ -1,4 +1,4 @@
-"""Taking an upload in: spool it while hashing, probe it in a child process, store the original, queue work."""
+"""Taking an upload in: spool while hashing, probe in a child process, store the original, queue work."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ class Spool:
         self.size += len(chunk)
         if self.size > self.limit:
             self.discard()
-            raise TooLarge(f"the upload is larger than the limit of {self.limit} bytes", code="upload-too-large")
+            raise TooLarge(
+                f"the upload is larger than the limit of {self.limit} bytes", code="upload-too-large"
+            )
         self._hash.update(chunk)
         self._file.write(chunk)
 
@@ -77,7 +79,9 @@ class TrimRequest:
         start = None if self.start in (None, "") else parse_timestamp(self.start)  # type: ignore[arg-type]
         end = None if self.end in (None, "") else parse_timestamp(self.end)  # type: ignore[arg-type]
         if start is not None and start >= duration:
-            raise InvalidInput(f"the in point {start:.3f} s is past the end ({duration:.3f} s)", code="invalid-trim")
+            raise InvalidInput(
+                f"the in point {start:.3f} s is past the end ({duration:.3f} s)", code="invalid-trim"
+            )
         if start is not None and end is not None and end <= start:
             raise InvalidInput("the out point must come after the in point", code="invalid-trim")
         return start, end
@@ -130,11 +134,22 @@ def attach_upload(
     asset = repo.asset_by_key(uow.session, key)
     if asset is None:
         asset = Asset(
-            episode_id=episode.id, role="original", storage_key=key, mime_type=probe.mime_type,
-            byte_size=spooled.size, sha256=spooled.sha256, duration=probe.duration, bitrate=probe.bitrate,
-            sample_rate=probe.sample_rate, channels=probe.channels, codec=probe.audio_codec, kind=probe.kind,
-            width=probe.width, height=probe.height, frame_rate=probe.frame_rate,
-        )  # fmt: skip
+            episode_id=episode.id,
+            role="original",
+            storage_key=key,
+            mime_type=probe.mime_type,
+            byte_size=spooled.size,
+            sha256=spooled.sha256,
+            duration=probe.duration,
+            bitrate=probe.bitrate,
+            sample_rate=probe.sample_rate,
+            channels=probe.channels,
+            codec=probe.audio_codec,
+            kind=probe.kind,
+            width=probe.width,
+            height=probe.height,
+            frame_rate=probe.frame_rate,
+        )
         uow.session.add(asset)
         uow.session.flush()
     _fill_from_tags(episode, probe)

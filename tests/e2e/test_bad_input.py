@@ -51,10 +51,13 @@ def short_mp3(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def test_not_media_is_refused(
     client: TestClient, host: dict[str, str], episode: dict, content: bytes, status: int, code: str
 ) -> None:
-    response = client.put(f"/api/v1/episodes/{episode['id']}/media?filename=x.mp3", content=content, headers=host)
+    response = client.put(
+        f"/api/v1/episodes/{episode['id']}/media?filename=x.mp3", content=content, headers=host
+    )
     _problem(response, status, code)
     after = client.get(f"/api/v1/episodes/{episode['id']}", headers=host).json()
-    assert after["status"] == "draft" and after["original"] is None
+    assert after["status"] == "draft"
+    assert after["original"] is None
 
 
 def test_truncated_file_is_refused(
@@ -72,14 +75,20 @@ def test_over_the_size_limit_is_413(tmp_path: Path, short_mp3: bytes) -> None:
             headers = new_user(c)
             client.post("/api/v1/shows", json=SHOW, headers=headers)
             ep = client.post("/api/v1/shows/test-show/episodes", json={"title": "x"}, headers=headers).json()
-            _problem(client.put(f"/api/v1/episodes/{ep['id']}/media", content=short_mp3, headers=headers),
-                     413, "upload-too-large")  # fmt: skip
+            _problem(
+                client.put(f"/api/v1/episodes/{ep['id']}/media", content=short_mp3, headers=headers),
+                413,
+                "upload-too-large",
+            )
 
             def chunked():  # type: ignore[no-untyped-def]
                 yield short_mp3  # no Content-Length: the limit is enforced while streaming
 
-            _problem(client.put(f"/api/v1/episodes/{ep['id']}/media", content=chunked(), headers=headers),
-                     413, "upload-too-large")  # fmt: skip
+            _problem(
+                client.put(f"/api/v1/episodes/{ep['id']}/media", content=chunked(), headers=headers),
+                413,
+                "upload-too-large",
+            )
             assert not any((tmp_path / "data" / "tmp").glob("upload-*")), "spool files must be removed"
     finally:
         c.close()
@@ -99,24 +108,38 @@ def test_writes_need_a_token(client: TestClient, episode: dict) -> None:
     _problem(client.post("/api/v1/shows", json=SHOW), 401, "token-missing")
     _problem(client.put(f"/api/v1/episodes/{episode['id']}/media", content=b"x"), 401, "token-missing")
     bad = {"Authorization": "Bearer mp_not-a-real-token"}
-    body = _problem(client.post(f"/api/v1/episodes/{episode['id']}/publish", json={}, headers=bad),
-                    401, "token-invalid")  # fmt: skip
+    body = _problem(
+        client.post(f"/api/v1/episodes/{episode['id']}/publish", json={}, headers=bad), 401, "token-invalid"
+    )
     assert "mp_not-a-real-token" not in str(body)
 
 
 def test_invalid_fields_are_422(client: TestClient, host: dict[str, str], episode: dict) -> None:
-    _problem(client.post("/api/v1/shows", json={**SHOW, "slug": "Bad Slug!"}, headers=host), 422, "invalid-slug")
-    _problem(client.post("/api/v1/shows", json={**SHOW, "slug": "other", "category": "Cooking"}, headers=host),
-             422, "invalid-category")  # fmt: skip
+    _problem(
+        client.post("/api/v1/shows", json={**SHOW, "slug": "Bad Slug!"}, headers=host), 422, "invalid-slug"
+    )
+    _problem(
+        client.post("/api/v1/shows", json={**SHOW, "slug": "other", "category": "Cooking"}, headers=host),
+        422,
+        "invalid-category",
+    )
     _problem(client.post("/api/v1/shows", json={**SHOW, "id": "x"}, headers=host), 422, "validation-error")
     _problem(client.post("/api/v1/shows", json=SHOW, headers=host), 409, "show-exists")
-    _problem(client.patch(f"/api/v1/episodes/{episode['id']}", json={"season": 0}, headers=host),
-             422, "validation-error")  # fmt: skip
-    _problem(client.post(f"/api/v1/episodes/{episode['id']}/publish", json={}, headers=host),
-             409, "episode-not-ready")  # fmt: skip
+    _problem(
+        client.patch(f"/api/v1/episodes/{episode['id']}", json={"season": 0}, headers=host),
+        422,
+        "validation-error",
+    )
+    _problem(
+        client.post(f"/api/v1/episodes/{episode['id']}/publish", json={}, headers=host),
+        409,
+        "episode-not-ready",
+    )
 
 
-def test_bad_trim_points_are_422(client: TestClient, host: dict[str, str], episode: dict, short_mp3: bytes) -> None:
+def test_bad_trim_points_are_422(
+    client: TestClient, host: dict[str, str], episode: dict, short_mp3: bytes
+) -> None:
     url = f"/api/v1/episodes/{episode['id']}/media"
     _problem(client.put(url + "?start=banana", content=short_mp3, headers=host), 422, "invalid-timestamp")
     _problem(client.put(url + "?start=00:10:00", content=short_mp3, headers=host), 422, "invalid-trim")
@@ -134,5 +157,6 @@ def test_silent_upload_fails_the_job_and_keeps_the_original(
     assert job["error_code"] == "media-silent"
     assert job["error"]
     after = client.get(f"/api/v1/episodes/{episode['id']}", headers=host).json()
-    assert after["status"] == "failed" and after["media"] is None
+    assert after["status"] == "failed"
+    assert after["media"] is None
     assert after["last_error"]

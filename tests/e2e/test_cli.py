@@ -29,7 +29,8 @@ def test_user_create_prints_a_token_once(tmp_path: Path) -> None:
     result = runner.invoke(app, ["user", "create", "ana", "--admin"])
     assert result.exit_code == 0, result.output
     token = result.stdout.strip().splitlines()[-1]
-    assert token.startswith("mp_") and len(token) > 40
+    assert token.startswith("mp_")
+    assert len(token) > 40
     again = runner.invoke(app, ["user", "create", "ana"])
     assert again.exit_code == 1
     assert again.stderr.strip().splitlines() == ["error: Conflict: a user named 'ana' exists already"]
@@ -40,7 +41,9 @@ def test_show_create_and_list() -> None:
     listed = runner.invoke(app, ["show", "list"])
     assert "my-show\tMy Show\thttp://127.0.0.1:8000/feeds/my-show.xml" in listed.stdout
     bad = runner.invoke(app, ["show", "create", "Bad!", "--title", "x"])
-    assert bad.exit_code == 1 and bad.stderr.count("\n") == 1 and "slug" in bad.stderr
+    assert bad.exit_code == 1
+    assert bad.stderr.count("\n") == 1
+    assert "slug" in bad.stderr
 
 
 def test_process_local_file(tmp_path: Path) -> None:
@@ -52,7 +55,8 @@ def test_process_local_file(tmp_path: Path) -> None:
     assert "integrated" in result.stdout
     assert src.read_bytes() == before
     loudness = measure_loudness(out)
-    assert loudness.integrated == pytest.approx(-16, abs=1.0) and loudness.true_peak <= -1.0
+    assert loudness.integrated == pytest.approx(-16, abs=1.0)
+    assert loudness.true_peak <= -1.0
 
 
 def test_process_refuses_bad_input(tmp_path: Path) -> None:
@@ -61,7 +65,8 @@ def test_process_refuses_bad_input(tmp_path: Path) -> None:
     result = runner.invoke(app, ["process", str(junk), str(tmp_path / "o.mp3")])
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert len(lines) == 1
+    assert lines[0].startswith("error: ")
     assert not (tmp_path / "o.mp3").exists()
 
 
@@ -81,4 +86,5 @@ def test_publish_folder_of_manifests(tmp_path: Path) -> None:
     broken.mkdir()
     (broken / "show.toml").write_text("slug = \n")
     failed = runner.invoke(app, ["publish", str(broken)])
-    assert failed.exit_code == 1 and failed.stderr.startswith("error: ")
+    assert failed.exit_code == 1
+    assert failed.stderr.startswith("error: ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from media_pub.media.synth import write_speech_like
 from tests.conftest import SHOW
 from tests.e2e.conftest import wait_job
 
-HOSTILE = "Q&A <script>alert(1)</script> ]]> \x00\x01\x07\x1b end & more <b>bold</b> \ud800 ok"
+HOSTILE = "Q&A <script>alert(1)</script> ]]> \x00\x01\x07\x1b end & more <b>bold</b> \u2028 ok \U0001f399"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,9 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return write_speech_like(tmp_path_factory.mktemp("clip") / "clip.wav", 3.0, lufs=-20).read_bytes()
 
 
-def _ready_episode(client: TestClient, host: dict[str, str], clip: bytes, title: str, notes: str = "") -> dict:
+def _ready_episode(
+    client: TestClient, host: dict[str, str], clip: bytes, title: str, notes: str = ""
+) -> dict:
     ep = client.post("/api/v1/shows/test-show/episodes", json={"title": title, "notes": notes}, headers=host)
     assert ep.status_code == 201, ep.text
     upload = client.put(f"/api/v1/episodes/{ep.json()['id']}/media", content=clip, headers=host)
@@ -42,11 +45,13 @@ def show(client: TestClient, host: dict[str, str]) -> None:
 def test_conditional_get_and_gzip(client: TestClient, host: dict[str, str], show: None, clip: bytes) -> None:
     first = client.get("/feeds/test-show.xml")
     etag, modified = first.headers["etag"], first.headers["last-modified"]
-    assert etag.startswith('"') and modified.endswith("GMT")
+    assert etag.startswith('"')
+    assert modified.endswith("GMT")
     assert client.get("/feeds/test-show.xml", headers={"If-None-Match": etag}).status_code == 304
     assert client.get("/feeds/test-show.xml", headers={"If-Modified-Since": modified}).status_code == 304
     not_mod = client.get("/feeds/test-show.xml", headers={"If-None-Match": etag})
-    assert not_mod.content == b"" and not_mod.headers["etag"] == etag
+    assert not_mod.content == b""
+    assert not_mod.headers["etag"] == etag
 
     raw = client.get("/feeds/test-show.xml", headers={"Accept-Encoding": "gzip"})
     assert raw.headers["content-encoding"] == "gzip"
@@ -57,7 +62,8 @@ def test_conditional_get_and_gzip(client: TestClient, host: dict[str, str], show
     ep = _ready_episode(client, host, clip, "News")
     client.post(f"/api/v1/episodes/{ep['id']}/publish", json={}, headers=host)
     changed = client.get("/feeds/test-show.xml", headers={"If-None-Match": etag})
-    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
     # Unchanged content keeps the same validators across requests.
     assert client.get("/feeds/test-show.xml").headers["etag"] == changed.headers["etag"]
 
@@ -65,12 +71,23 @@ def test_conditional_get_and_gzip(client: TestClient, host: dict[str, str], show
 def test_hostile_text_keeps_the_feed_well_formed(
     client: TestClient, host: dict[str, str], show: None, clip: bytes
 ) -> None:
-    client.patch("/api/v1/shows/test-show", json={"title": HOSTILE, "description": HOSTILE}, headers=host)
+    # A lone surrogate is not text: refused with a clear error rather than stored.
+    surrogate = json.dumps({"title": "bad \ud800"})
+    refused = client.patch(
+        "/api/v1/shows/test-show", content=surrogate, headers={**host, "Content-Type": "application/json"}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "validation-error"
+    patched = client.patch(
+        "/api/v1/shows/test-show", json={"title": HOSTILE, "description": HOSTILE}, headers=host
+    )
+    assert patched.status_code == 200, patched.text
     ep = _ready_episode(client, host, clip, HOSTILE, notes=f"<p>{HOSTILE}</p><a href='javascript:x'>x</a>")
     client.post(f"/api/v1/episodes/{ep['id']}/publish", json={}, headers=host)
     body = client.get("/feeds/test-show.xml").content
     etree.fromstring(body, etree.XMLParser(recover=False))
-    assert b"<script>" not in body and b"javascript:" not in body
+    assert b"<script>" not in body
+    assert b"javascript:" not in body
     parsed = podcastparser.parse("x", io.BytesIO(body))
     assert parsed["episodes"][0]["title"].startswith("Q&A")
     assert not feedparser.parse(body).bozo
@@ -82,7 +99,8 @@ def test_scheduled_episode_goes_out_by_itself(
     ep = _ready_episode(client, host, clip, "Later")
     at = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
     scheduled = client.post(f"/api/v1/episodes/{ep['id']}/publish", json={"at": at}, headers=host).json()
-    assert scheduled["status"] == "ready" and scheduled["publish_at"]
+    assert scheduled["status"] == "ready"
+    assert scheduled["publish_at"]
     assert podcastparser.parse("x", io.BytesIO(client.get("/feeds/test-show.xml").content))["episodes"] == []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # no request: the scheduler thread publishes it
@@ -91,7 +109,9 @@ def test_scheduled_episode_goes_out_by_itself(
         time.sleep(0.2)
     else:
         pytest.fail("the scheduled episode was not published")
-    assert len(podcastparser.parse("x", io.BytesIO(client.get("/feeds/test-show.xml").content))["episodes"]) == 1
+    assert (
+        len(podcastparser.parse("x", io.BytesIO(client.get("/feeds/test-show.xml").content))["episodes"]) == 1
+    )
 
 
 def test_media_head_and_ranges(client: TestClient, host: dict[str, str], show: None, clip: bytes) -> None:
@@ -106,14 +126,18 @@ def test_media_head_and_ranges(client: TestClient, host: dict[str, str], show: N
     assert full.headers["accept-ranges"] == "bytes"
     assert full.headers["x-content-type-options"] == "nosniff"
     head = client.head(path)
-    assert head.status_code == 200 and int(head.headers["content-length"]) == size
+    assert head.status_code == 200
+    assert int(head.headers["content-length"]) == size
     part = client.get(path, headers={"Range": "bytes=10-19"})
-    assert part.status_code == 206 and part.content == full.content[10:20]
+    assert part.status_code == 206
+    assert part.content == full.content[10:20]
     assert part.headers["content-range"] == f"bytes 10-19/{size}"
     suffix = client.get(path, headers={"Range": "bytes=-5"})
-    assert suffix.status_code == 206 and suffix.content == full.content[-5:]
+    assert suffix.status_code == 206
+    assert suffix.content == full.content[-5:]
     past = client.get(path, headers={"Range": f"bytes={size + 10}-"})
-    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{size}"
+    assert past.status_code == 416
+    assert past.headers["content-range"] == f"bytes */{size}"
 
 
 def test_tokens_are_stored_hashed(container: Container, host: dict[str, str]) -> None:
@@ -122,6 +146,7 @@ def test_tokens_are_stored_hashed(container: Container, host: dict[str, str]) ->
         from sqlalchemy import text
 
         rows = conn.execute(text("SELECT prefix, token_hash FROM api_tokens")).all()
-    assert rows and all(token not in f"{p}{h}" for p, h in rows)
+    assert rows
+    assert all(token not in f"{p}{h}" for p, h in rows)
     dump = (Path(container.settings.data_dir) / "media_pub.db").read_bytes()
     assert token.encode() not in dump

@@ -39,14 +39,19 @@ def test_upload_process_publish_and_fetch(
     original = speech_wav.read_bytes()
 
     assert client.post("/api/v1/shows", json=SHOW, headers=headers).status_code == 201
-    created = client.post("/api/v1/shows/test-show/episodes", json={"title": "Pilot", "notes": "<p>Hello</p>"},
-                          headers=headers)  # fmt: skip
+    created = client.post(
+        "/api/v1/shows/test-show/episodes", json={"title": "Pilot", "notes": "<p>Hello</p>"}, headers=headers
+    )
     assert created.status_code == 201, created.text
     episode = created.json()
-    assert episode["status"] == "draft" and episode["guid"]
+    assert episode["status"] == "draft"
+    assert episode["guid"]
 
-    upload = client.put(f"/api/v1/episodes/{episode['id']}/media", content=original,
-                        headers={**headers, "Content-Type": "application/octet-stream"})  # fmt: skip
+    upload = client.put(
+        f"/api/v1/episodes/{episode['id']}/media",
+        content=original,
+        headers={**headers, "Content-Type": "application/octet-stream"},
+    )
     assert upload.status_code == 202, upload.text
     job = wait_job(client, upload.json(), headers)
     assert job["status"] == "succeeded", job
@@ -97,9 +102,10 @@ def test_upload_process_publish_and_fetch(
         from media_pub.db import repositories as repo
 
         asset = repo.asset_by_id(uow.session, ready["original"]["id"])
-        assert hashlib.sha256(backend.storage.read_bytes(asset.storage_key)).digest() == hashlib.sha256(
-            original
-        ).digest()
+        assert (
+            hashlib.sha256(backend.storage.read_bytes(asset.storage_key)).digest()
+            == hashlib.sha256(original).digest()
+        )
 
 
 def test_demo_show_loads_and_publishes(container: Container, client: TestClient) -> None:

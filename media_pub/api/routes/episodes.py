@@ -9,7 +9,14 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from media_pub.api.deps import ContainerDep, UowDep, UserDep
-from media_pub.api.schemas import AssetRead, EpisodeCreate, EpisodeRead, EpisodeUpdate, JobRead, PublishRequest
+from media_pub.api.schemas import (
+    AssetRead,
+    EpisodeCreate,
+    EpisodeRead,
+    EpisodeUpdate,
+    JobRead,
+    PublishRequest,
+)
 from media_pub.bootstrap import Container
 from media_pub.db import repositories as repo
 from media_pub.db.models import Episode, User
@@ -29,11 +36,15 @@ def episode_read(uow: UnitOfWork, c: Container, episode: Episode) -> EpisodeRead
         a = repo.asset_by_id(uow.session, asset_id)
         return AssetRead.of(a, c.urls.media(a.storage_key) if public else None)
 
-    return EpisodeRead.of(episode, asset(episode.media_asset_id, True), asset(episode.original_asset_id, False))
+    return EpisodeRead.of(
+        episode, asset(episode.media_asset_id, True), asset(episode.original_asset_id, False)
+    )
 
 
 @router.post("/shows/{show}/episodes", status_code=status.HTTP_201_CREATED)
-def create_episode(show: str, body: EpisodeCreate, uow: UowDep, user: UserDep, c: ContainerDep) -> EpisodeRead:
+def create_episode(
+    show: str, body: EpisodeCreate, uow: UowDep, user: UserDep, c: ContainerDep
+) -> EpisodeRead:
     """Create a draft episode; its guid is assigned now and never changes."""
     episode = svc.create_episode(uow, user, show, body.fields())
     uow.commit()
@@ -80,9 +91,16 @@ def publish_episode(
 def _attach(c: Container, user: User, episode_id: str, spooled: Spooled, trim: TrimRequest) -> JobRead:
     with c.uow() as uow:
         job = attach_upload(
-            uow, c.storage, c.queue, user, episode_id, spooled, trim,
-            probe_timeout=c.settings.probe_timeout_seconds, probe_memory_mb=c.settings.probe_memory_mb,
-        )  # fmt: skip
+            uow,
+            c.storage,
+            c.queue,
+            user,
+            episode_id,
+            spooled,
+            trim,
+            probe_timeout=c.settings.probe_timeout_seconds,
+            probe_memory_mb=c.settings.probe_memory_mb,
+        )
         uow.commit()
         return JobRead.of(job)
 
@@ -92,18 +110,28 @@ def _check_upload(c: Container, user: User, episode_id: str, request: Request) -
         episode_for_upload(uow, user, episode_id)
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > c.settings.max_upload_bytes:
-        raise TooLarge(f"the upload is larger than the limit of {c.settings.max_upload_bytes} bytes",
-                       code="upload-too-large")  # fmt: skip
+        raise TooLarge(
+            f"the upload is larger than the limit of {c.settings.max_upload_bytes} bytes",
+            code="upload-too-large",
+        )
 
 
 TrimQuery = Annotated[str | None, Query(description="In point: seconds or HH:MM:SS.mmm")]
 EndQuery = Annotated[str | None, Query(description="Out point: seconds or HH:MM:SS.mmm")]
 
 
-@router.put("/episodes/{episode_id}/media", status_code=status.HTTP_202_ACCEPTED,
-            openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}})  # fmt: skip
+@router.put(
+    "/episodes/{episode_id}/media",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}},
+)
 async def upload_media(
-    episode_id: str, request: Request, user: UserDep, c: ContainerDep, start: TrimQuery = None, end: EndQuery = None
+    episode_id: str,
+    request: Request,
+    user: UserDep,
+    c: ContainerDep,
+    start: TrimQuery = None,
+    end: EndQuery = None,
 ) -> JobRead:
     """Upload the episode's audio or video as the raw request body. Answers 202 with the processing job."""
     await run_in_threadpool(_check_upload, c, user, episode_id, request)
@@ -113,7 +141,9 @@ async def upload_media(
             spool.write(chunk)
     except ClientDisconnect:
         spool.discard()
-        raise InvalidInput("the client closed the connection before the upload ended", code="upload-incomplete")
+        raise InvalidInput(
+            "the client closed the connection before the upload ended", code="upload-incomplete"
+        ) from None
     except BaseException:
         spool.discard()
         raise

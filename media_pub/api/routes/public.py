@@ -65,14 +65,19 @@ def feed_response(request: Request, feed: RenderedFeed) -> Response:
     return Response(body, headers=headers, media_type=RSS_TYPE)
 
 
-@router.api_route("/feeds/{show}.xml", methods=["GET", "HEAD"], response_class=Response,
-                  responses={200: {"content": {"application/rss+xml": {}}}})  # fmt: skip
+@router.head("/feeds/{show}.xml", include_in_schema=False)
+@router.get(
+    "/feeds/{show}.xml",
+    response_class=Response,
+    responses={200: {"content": {"application/rss+xml": {}}}},
+)
 def show_feed(show: str, request: Request, uow: UowDep, c: ContainerDep) -> Response:
     """The show's RSS feed, with ETag/Last-Modified (304 on conditional GET) and gzip when asked."""
     return feed_response(request, c.feeds.get(uow, show))
 
 
-@router.api_route("/media/{key:path}", methods=["GET", "HEAD"], response_class=Response)
+@router.head("/media/{key:path}", include_in_schema=False)
+@router.get("/media/{key:path}", response_class=Response)
 def media(key: str, uow: UowDep, c: ContainerDep) -> Response:
     """Published media: HEAD and byte ranges (206) from local storage, or a redirect to the object store."""
     where = locate_public_media(uow, c.storage, key)
@@ -80,8 +85,13 @@ def media(key: str, uow: UowDep, c: ContainerDep) -> Response:
         return RedirectResponse(where.redirect_url, status_code=302)
     assert where.path is not None
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=31536000, immutable"}
-    return FileResponse(where.path, media_type=where.content_type, headers=headers, content_disposition_type="inline",
-                        filename=where.filename)  # fmt: skip
+    return FileResponse(
+        where.path,
+        media_type=where.content_type,
+        headers=headers,
+        content_disposition_type="inline",
+        filename=where.filename,
+    )
 
 
 @router.get("/chapters/{episode_id}.json", response_class=Response)

@@ -39,6 +39,7 @@ def test_nested_storage_from_environment(monkeypatch) -> None:  # type: ignore[n
     monkeypatch.setenv("MEDIA_PUB_STORAGE__BUCKET", "shows")
     monkeypatch.setenv("MEDIA_PUB_DATA_DIR", "/srv/mp")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.storage.backend == "s3" and settings.storage.bucket == "shows"
+    assert settings.storage.backend == "s3"
+    assert settings.storage.bucket == "shows"
     assert settings.storage.root == Path("/srv/mp/media")
     assert settings.effective_database_url == "sqlite:////srv/mp/media_pub.db"
