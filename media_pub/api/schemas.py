@@ -80,6 +80,7 @@ class ShowRead(BaseModel):
     loudness_target: float
     trim_silence: bool
     feed_url: str
+    artwork_key: str | None
     created_at: datetime
     updated_at: datetime
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -17,7 +16,7 @@ from media_pub.errors import MediaPubError
 class ErrorsAsOneLine(TyperGroup):
     """Domain errors end a command with one line on stderr and exit code 1 (2 stays for usage errors)."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MediaPubError as exc:

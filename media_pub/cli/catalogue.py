@@ -138,13 +138,19 @@ class Api:
         except httpx.HTTPError as exc:
             raise Unavailable(f"cannot reach {self.http.base_url}: {exc}") from exc
         if response.status_code >= 400:
-            try:
-                body = response.json()
-                detail = f"{body.get('detail')} ({body.get('code')}, HTTP {response.status_code})"
-            except ValueError:
-                detail = f"HTTP {response.status_code}"
-            raise MediaPubError(detail)
+            raise _remote_error(response)
         return response.json()
+
+
+def _remote_error(response: httpx.Response) -> MediaPubError:
+    """The server's problem+json answer as an error the CLI prints in one line."""
+    try:
+        body = response.json()
+        error = MediaPubError(f"{body.get('detail')} ({body.get('code')}, HTTP {response.status_code})")
+        error.title = str(body.get("title") or error.title)
+    except ValueError:
+        error = MediaPubError(f"HTTP {response.status_code} from the server")
+    return error
 
 
 ServerOpt = Annotated[str | None, typer.Option(help="Server base URL (default MEDIA_PUB_BASE_URL)")]

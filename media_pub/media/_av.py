@@ -166,10 +166,16 @@ class Chain:
         self.sink = self.graph.add("abuffersink")
         node.link_to(self.sink)
         self.graph.configure()
+        self.closed = False
 
     def push(self, frame: AudioFrame | None) -> list[AudioFrame]:
         """Feed one frame (None at the end) and return what comes out."""
-        self.source.push(frame)
+        if not self.closed:
+            try:
+                self.source.push(frame)
+            except av.error.EOFError:
+                # A filter (atrim past its end) has finished: later input is simply not wanted.
+                self.closed = True
         return drain(self.sink)
 
 
@@ -193,7 +199,8 @@ class Meter:
         filters: list[tuple[str, str]] = []
         start, end = trim
         if start > 0 or end is not None:
-            args = f"start_sample={start}" + ("" if end is None else f":end_sample={end}")
+            # Callers stamp pts in samples: pts-based trimming is sample exact and tolerates skipped frames.
+            args = f"start_pts={start}" + ("" if end is None else f":end_pts={end}")
             filters.append(("atrim", args))
         filters.append(("ebur128", f"peak={'true' if true_peak else 'sample'}:metadata=1"))
         self.chain = Chain(rate=rate, fmt=fmt, layout=layout, filters=filters)

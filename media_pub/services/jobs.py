@@ -46,13 +46,14 @@ def progress_reporter(
     uow_factory: UowFactory, job_id: str, every: float = 0.5
 ) -> Callable[[str, float], None]:
     """A callback that records stage and percent on the job row, at most every `every` seconds."""
-    last = [0.0, ""]
+    last_time, last_stage = 0.0, ""
 
     def report(stage: str, fraction: float) -> None:
+        nonlocal last_time, last_stage
         now = time.monotonic()
-        if stage == last[1] and now - float(last[0]) < every:
+        if stage == last_stage and now - last_time < every and fraction < 1.0:
             return
-        last[0], last[1] = now, stage
+        last_time, last_stage = now, stage
         with uow_factory() as uow:
             job = repo.job_by_id(uow.session, job_id)
             job.stage = stage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -10,10 +11,13 @@ from typing import Any
 from media_pub.db import repositories as repo
 from media_pub.db.models import Show, User
 from media_pub.db.uow import UnitOfWork
+from media_pub.domain.keys import show_key
 from media_pub.domain.rules import Role, ShowType, validate_slug
-from media_pub.errors import Conflict, InvalidInput
+from media_pub.errors import Conflict, InvalidInput, TooLarge
 from media_pub.feeds.categories import validate_category
+from media_pub.media.artwork import inspect_artwork
 from media_pub.services.auth import grant, require_role
+from media_pub.storage.base import Storage
 
 SHOW_FIELDS = {
     "title",
@@ -113,3 +117,21 @@ def list_shows(uow: UnitOfWork, user: User) -> Sequence[Show]:
     if user.is_admin:
         return shows
     return [s for s in shows if repo.membership(uow.session, s.id, user.id) is not None]
+
+
+MAX_ARTWORK_BYTES = 10 * 1024 * 1024
+
+
+def set_artwork(uow: UnitOfWork, storage: Storage, user: User, slug: str, data: bytes) -> Show:
+    """Store new show artwork under a new, content-addressed key (apps cache artwork by URL)."""
+    show = repo.show_by_slug(uow.session, slug)
+    require_role(uow, user, show)
+    if len(data) > MAX_ARTWORK_BYTES:
+        raise TooLarge("artwork is limited to 10 MB", code="artwork-too-large")
+    mime, _, _ = inspect_artwork(data)
+    ext = "png" if mime == "image/png" else "jpg"
+    key = show_key(show.id, f"artwork-{hashlib.sha256(data).hexdigest()[:16]}", ext)
+    storage.put_bytes(key, data, content_type=mime)
+    show.artwork_key = key
+    touch_feed(show)
+    return show

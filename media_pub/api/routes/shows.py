@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 from media_pub.api.deps import ContainerDep, UowDep, UserDep
 from media_pub.api.schemas import ShowCreate, ShowRead, ShowUpdate
+from media_pub.bootstrap import Container
+from media_pub.db.models import User
+from media_pub.errors import TooLarge
 from media_pub.services import shows as svc
 
 router = APIRouter(prefix="/api/v1/shows", tags=["shows"])
@@ -40,3 +44,24 @@ def update_show(show: str, body: ShowUpdate, uow: UowDep, user: UserDep, c: Cont
     found = svc.update_show(uow, user, show, body.fields())
     uow.commit()
     return ShowRead.of(found, c.urls.feed(found))
+
+
+@router.put(
+    "/{show}/artwork",
+    openapi_extra={"requestBody": {"content": {"image/jpeg": {}, "image/png": {}}, "required": True}},
+)
+async def put_artwork(show: str, request: Request, user: UserDep, c: ContainerDep) -> ShowRead:
+    """Upload the show's cover art as the raw body: JPEG or PNG, square, 1400 to 3000 pixels."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > svc.MAX_ARTWORK_BYTES:
+            raise TooLarge("artwork is limited to 10 MB", code="artwork-too-large")
+    return await run_in_threadpool(_set_artwork, c, user, show, bytes(data))
+
+
+def _set_artwork(c: Container, user: User, show: str, data: bytes) -> ShowRead:
+    with c.uow() as uow:
+        found = svc.set_artwork(uow, c.storage, user, show, data)
+        uow.commit()
+        return ShowRead.of(found, c.urls.feed(found))
