@@ -103,3 +103,21 @@ def test_cli_episode_upload_against_a_server(
     assert wrong.exit_code == 1
     assert wrong.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "show-not-found" in wrong.stderr
+
+
+def test_explicit_in_and_out_points(client: TestClient, host: dict[str, str], tmp_path: Path) -> None:
+    """In/out points given with the upload cut the rendition (HH:MM:SS.mmm or seconds)."""
+    clip = write_speech_like(tmp_path / "clip.wav", 10.0, lufs=-20, seed=5)
+    assert client.post("/api/v1/shows", json=SHOW, headers=host).status_code == 201
+    episode = client.post("/api/v1/shows/test-show/episodes", json={"title": "Cut"}, headers=host).json()
+    response = client.put(
+        f"/api/v1/episodes/{episode['id']}/media?start=00:00:02.000&end=7",
+        content=clip.read_bytes(),
+        headers=host,
+    )
+    assert response.status_code == 202, response.text
+    assert wait_job(client, response.json(), host)["status"] == "succeeded"
+    media = client.get(f"/api/v1/episodes/{episode['id']}", headers=host).json()["media"]
+    assert media["duration"] == pytest.approx(5.0, abs=0.35)
+    assert media["processing"]["trim_start"] == 2.0
+    assert media["processing"]["trim_end"] == 7.0
