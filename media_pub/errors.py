@@ -62,6 +62,13 @@ class Forbidden(MediaPubError):
     title = "Forbidden"
 
 
+class Cancelled(MediaPubError):
+    """A job was cancelled while it ran; raised inside the job to stop it."""
+
+    code = "job-cancelled"
+    title = "Cancelled"
+
+
 class Unavailable(MediaPubError):
     """A transient failure (storage or database unreachable): retrying may succeed."""
 

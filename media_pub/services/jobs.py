@@ -10,8 +10,8 @@ from typing import Any, Protocol
 from media_pub.db import repositories as repo
 from media_pub.db.models import Episode, Job
 from media_pub.db.uow import UnitOfWork, UowFactory
-from media_pub.domain.rules import JobStatus
-from media_pub.errors import MediaPubError
+from media_pub.domain.rules import EpisodeStatus, JobStatus
+from media_pub.errors import Cancelled, Conflict, MediaPubError
 
 
 class JobQueue(Protocol):
@@ -56,6 +56,8 @@ def progress_reporter(
         last_time, last_stage = now, stage
         with uow_factory() as uow:
             job = repo.job_by_id(uow.session, job_id)
+            if job.status == JobStatus.CANCELLED:
+                raise Cancelled("the job was cancelled")  # stops the work: the child process is killed
             job.stage = stage
             job.progress = round(max(0.0, min(1.0, fraction)), 4)
             job.updated_at = datetime.now(UTC)
@@ -81,3 +83,45 @@ def resume_unfinished(uow_factory: UowFactory, queue: JobQueue) -> int:
     for kind, job_id in jobs:
         queue.enqueue(kind, job_id)
     return len(jobs)
+
+
+def _restore_episode(episode: Episode, payload: dict[str, Any]) -> None:
+    """Put an episode whose job will not finish back as it was before the job."""
+    if episode.status != EpisodeStatus.PROCESSING:
+        return
+    if episode.media_asset_id:
+        episode.status = EpisodeStatus.READY.value
+    else:
+        previous = payload.get("previous_status")
+        episode.status = previous if previous in (EpisodeStatus.DRAFT, EpisodeStatus.FAILED) else "draft"
+
+
+def cancel_job(uow: UnitOfWork, job: Job) -> Job:
+    """Cancel a queued or running job; a running one stops at its next progress report."""
+    if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        raise Conflict(f"a {job.status} job cannot be cancelled", code="job-not-cancellable")
+    job.status, job.stage = JobStatus.CANCELLED.value, "cancelled"
+    job.finished_at = job.updated_at = datetime.now(UTC)
+    if job.episode_id:
+        _restore_episode(repo.episode_by_id(uow.session, job.episode_id), job.payload)
+    return job
+
+
+def retry_job(uow: UnitOfWork, queue: JobQueue, job: Job) -> Job:
+    """Run a failed or cancelled job again, from the same untouched original."""
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise Conflict(f"a {job.status} job cannot be retried", code="job-not-retryable")
+    if job.episode_id:
+        episode = repo.episode_by_id(uow.session, job.episode_id)
+        if episode.status == EpisodeStatus.PROCESSING:
+            raise Conflict("another job is processing this episode", code="episode-busy")
+        if episode.status in (EpisodeStatus.DRAFT, EpisodeStatus.FAILED):
+            job.payload = {**job.payload, "previous_status": episode.status}
+            episode.status = EpisodeStatus.PROCESSING.value
+    job.status, job.stage, job.progress = JobStatus.QUEUED.value, "queued", 0.0
+    job.error = job.error_code = None
+    job.started_at = job.finished_at = None
+    job.updated_at = datetime.now(UTC)
+    kind, job_id = job.kind, job.id
+    uow.after_commit(lambda: queue.enqueue(kind, job_id))
+    return job

@@ -14,9 +14,9 @@ from media_pub.db import repositories as repo
 from media_pub.db.models import Asset, Episode, Show
 from media_pub.db.uow import UowFactory
 from media_pub.domain.keys import asset_key
-from media_pub.domain.rules import EpisodeStatus, JobStatus
+from media_pub.domain.rules import FINISHED_JOB, EpisodeStatus, JobStatus
 from media_pub.domain.values import Chapter, shift_chapters
-from media_pub.errors import MediaPubError
+from media_pub.errors import Cancelled, MediaPubError
 from media_pub.media.isolation import run_isolated
 from media_pub.media.process import ProcessOptions, ProcessResult, process_audio
 from media_pub.media.tags import TagInfo, write_id3
@@ -64,7 +64,7 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
     """Run the `media.process` job `job_id`. Safe to run again: a finished job is left alone."""
     with uow_factory() as uow:
         job = repo.job_by_id(uow.session, job_id)
-        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        if job.status in FINISHED_JOB:
             return
         job.status, job.stage, job.attempts = JobStatus.RUNNING.value, "prepare", job.attempts + 1
         job.started_at = job.updated_at = datetime.now(UTC)
@@ -107,6 +107,8 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
         key = asset_key(show_id, episode_id, f"mp3-{sha[:16]}", "mp3")
         info = storage.put_file(key, dst, content_type="audio/mpeg")
         _finish(uow_factory, job_id, key, info.size, sha, result, chapters, original_channels, payload)
+    except Cancelled:
+        log.info("job.cancelled job_id=%s", job_id)
     except MediaPubError as error:
         if error.retryable:
             with uow_factory() as uow:
@@ -137,6 +139,8 @@ def _finish(
 ) -> None:
     with uow_factory() as uow:
         job = repo.job_by_id(uow.session, job_id)
+        if job.status == JobStatus.CANCELLED:
+            return  # cancelled after the last progress report: the episode keeps what it had
         episode = repo.episode_by_id(uow.session, job.episode_id or "")
         rendition = repo.asset_by_key(uow.session, key)
         if rendition is None:
@@ -189,6 +193,8 @@ def _fail(uow_factory: UowFactory, job_id: str, error: MediaPubError) -> None:
     """Mark the job failed; the episode keeps what it had (an episode with no media yet becomes failed)."""
     with uow_factory() as uow:
         job = repo.job_by_id(uow.session, job_id)
+        if job.status == JobStatus.CANCELLED:
+            return
         fail_job(job, error)
         episode = repo.episode_by_id(uow.session, job.episode_id or "")
         if episode.status == EpisodeStatus.PROCESSING:
