@@ -43,8 +43,11 @@ class ShowFields(_In):
     funding: list[FundingLink] | None = None
     persons: list[Person] | None = None
     locked: bool | None = None
-    loudness_target: float | None = Field(default=None, ge=-31, le=-9)
+    loudness_target: float | None = Field(default=None, ge=-31, le=-9, description="LUFS, stereo episodes")
+    loudness_target_mono: float | None = Field(default=None, ge=-31, le=-9, description="LUFS, mono episodes")
     trim_silence: bool | None = None
+    silence_threshold_db: float | None = Field(default=None, ge=-90, le=-20, description="dBFS")
+    silence_min_seconds: float | None = Field(default=None, ge=0.1, le=60)
 
     def fields(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
@@ -78,7 +81,10 @@ class ShowRead(BaseModel):
     persons: list[dict[str, Any]]
     locked: bool
     loudness_target: float
+    loudness_target_mono: float
     trim_silence: bool
+    silence_threshold_db: float
+    silence_min_seconds: float
     feed_url: str
     artwork_key: str | None
     created_at: datetime

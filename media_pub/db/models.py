@@ -103,7 +103,10 @@ class Show(Base):
     persons: Mapped[list[Any]] = mapped_column(default=list)
     locked: Mapped[bool] = mapped_column(Boolean, default=True)
     loudness_target: Mapped[float] = mapped_column(Float, default=-16.0)
+    loudness_target_mono: Mapped[float] = mapped_column(Float, default=-19.0)
     trim_silence: Mapped[bool] = mapped_column(Boolean, default=True)
+    silence_threshold_db: Mapped[float] = mapped_column(Float, default=-50.0)
+    silence_min_seconds: Mapped[float] = mapped_column(Float, default=0.5)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Bumped on every change that shows in the feed; the cached feed is rebuilt when it lags.

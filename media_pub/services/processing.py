@@ -38,12 +38,15 @@ def _sha256(path: Path) -> str:
 
 
 def _options(show: Show, channels: int | None, start: float | None, end: float | None) -> ProcessOptions:
+    mono = channels == 1
     return ProcessOptions(
-        target_lufs=show.loudness_target,
+        target_lufs=show.loudness_target_mono if mono else show.loudness_target,
         trim_silence=show.trim_silence,
+        silence_threshold_db=show.silence_threshold_db,
+        silence_min_seconds=show.silence_min_seconds,
         start=start,
         end=end,
-        channels=1 if channels == 1 else 2,
+        channels=1 if mono else 2,
     )
 
 

@@ -37,6 +37,9 @@ SHOW_FIELDS = {
     "locked",
     "loudness_target",
     "trim_silence",
+    "loudness_target_mono",
+    "silence_threshold_db",
+    "silence_min_seconds",
 }
 _LANG = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -70,10 +73,9 @@ def _validate(fields: dict[str, Any], show: Show | None = None) -> None:
         category = fields.get("category", show.category if show else None)
         subcategory = fields.get("subcategory", show.subcategory if show else None)
         validate_category(category or "", subcategory)
-    if "loudness_target" in fields:
-        target = float(fields["loudness_target"])
-        if not -31.0 <= target <= -9.0:
-            raise InvalidInput("loudness_target is between -31 and -9 LUFS", code="invalid-loudness-target")
+    for name in ("loudness_target", "loudness_target_mono"):
+        if name in fields and not -31.0 <= float(fields[name]) <= -9.0:
+            raise InvalidInput(f"{name} is between -31 and -9 LUFS", code="invalid-loudness-target")
     for link in fields.get("funding") or []:
         if not str(link.get("url", "")).startswith(("https://", "http://")):
             raise InvalidInput("funding links need an http(s) url", code="invalid-funding")

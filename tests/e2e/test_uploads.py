@@ -121,3 +121,22 @@ def test_explicit_in_and_out_points(client: TestClient, host: dict[str, str], tm
     assert media["duration"] == pytest.approx(5.0, abs=0.35)
     assert media["processing"]["trim_start"] == 2.0
     assert media["processing"]["trim_end"] == 7.0
+
+
+def test_mono_episode_lands_on_the_mono_target(
+    client: TestClient, host: dict[str, str], tmp_path: Path
+) -> None:
+    clip = write_speech_like(tmp_path / "mono.wav", 6.0, lufs=-28, channels=1, seed=2)
+    assert (
+        client.post("/api/v1/shows", json={**SHOW, "loudness_target_mono": -19}, headers=host).status_code
+        == 201
+    )
+    episode = client.post("/api/v1/shows/test-show/episodes", json={"title": "Mono"}, headers=host).json()
+    job = client.put(
+        f"/api/v1/episodes/{episode['id']}/media", content=clip.read_bytes(), headers=host
+    ).json()
+    assert wait_job(client, job, host)["status"] == "succeeded"
+    media = client.get(f"/api/v1/episodes/{episode['id']}", headers=host).json()["media"]
+    assert media["channels"] == 1
+    assert media["bitrate"] == 64000
+    assert media["loudness_out"]["integrated"] == pytest.approx(-19, abs=0.5)
