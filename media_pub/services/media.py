@@ -47,3 +47,16 @@ def locate_public_media(uow: UnitOfWork, storage: Storage, key: str) -> MediaLoc
         return MediaLocation(content_type, size, path=path, filename=filename)
     url = storage.public_url(key) or storage.presigned_get_url(key, filename=filename)
     return MediaLocation(content_type, size, redirect_url=url, filename=filename)
+
+
+def episode_waveform(uow: UnitOfWork, storage: Storage, episode_id: str, *, public: bool) -> bytes:
+    """Waveform peaks (audiowaveform JSON) of the episode's current rendition."""
+    episode = repo.episode_by_id(uow.session, episode_id)
+    if public and episode.status != "published":
+        raise NotFound("no such published episode", code="episode-not-found")
+    if not episode.media_asset_id:
+        raise NotFound("the episode has no processed media yet", code="waveform-not-found")
+    key = repo.asset_by_id(uow.session, episode.media_asset_id).processing.get("waveform_key")
+    if not key:
+        raise NotFound("no waveform was made for this rendition", code="waveform-not-found")
+    return storage.read_bytes(key)

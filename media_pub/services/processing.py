@@ -20,6 +20,7 @@ from media_pub.errors import Cancelled, MediaPubError
 from media_pub.media.isolation import run_isolated
 from media_pub.media.process import ProcessOptions, ProcessResult, process_audio
 from media_pub.media.tags import TagInfo, write_id3
+from media_pub.media.waveform import waveform_json
 from media_pub.services.episodes import chapters_from_json, chapters_to_json, on_ready
 from media_pub.services.jobs import fail_job, progress_reporter
 from media_pub.services.shows import touch_feed
@@ -109,7 +110,13 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
         sha = _sha256(dst)
         key = asset_key(show_id, episode_id, f"mp3-{sha[:16]}", "mp3")
         info = storage.put_file(key, dst, content_type="audio/mpeg")
-        _finish(uow_factory, job_id, key, info.size, sha, result, chapters, original_channels, payload)
+        peaks = waveform_json(dst)  # for players and trim editors, from what listeners will hear
+        waveform_key = asset_key(show_id, episode_id, f"waveform-{sha[:16]}", "json")
+        storage.put_bytes(waveform_key, peaks, content_type="application/json")
+        result_keys = {"rendition": key, "waveform": waveform_key}
+        _finish(
+            uow_factory, job_id, result_keys, info.size, sha, result, chapters, original_channels, payload
+        )
     except Cancelled:
         log.info("job.cancelled job_id=%s", job_id)
     except MediaPubError as error:
@@ -132,7 +139,7 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
 def _finish(
     uow_factory: UowFactory,
     job_id: str,
-    key: str,
+    keys: dict[str, str],
     size: int,
     sha: str,
     result: ProcessResult,
@@ -140,6 +147,7 @@ def _finish(
     channels_in: int | None,
     payload: dict[str, object],
 ) -> None:
+    key = keys["rendition"]
     with uow_factory() as uow:
         job = repo.job_by_id(uow.session, job_id)
         if job.status == JobStatus.CANCELLED:
@@ -166,6 +174,7 @@ def _finish(
         rendition.loudness_in = asdict(result.loudness_in)
         rendition.loudness_out = asdict(result.loudness_out)
         rendition.processing = {
+            "waveform_key": keys["waveform"],
             "gain_db": result.gain_db,
             "offset": result.offset,
             "duration_in": result.duration_in,

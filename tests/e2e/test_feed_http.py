@@ -150,3 +150,22 @@ def test_tokens_are_stored_hashed(container: Container, host: dict[str, str]) ->
     assert all(token not in f"{p}{h}" for p, h in rows)
     dump = (Path(container.settings.data_dir) / "media_pub.db").read_bytes()
     assert token.encode() not in dump
+
+
+def test_waveform_for_editors_and_players(
+    client: TestClient, host: dict[str, str], show: None, clip: bytes
+) -> None:
+    ep = _ready_episode(client, host, clip, "Peaks")
+    private = client.get(f"/api/v1/episodes/{ep['id']}/waveform", headers=host)
+    assert private.status_code == 200
+    peaks = private.json()
+    assert peaks["version"] == 2
+    assert peaks["channels"] == 1
+    assert peaks["length"] * 2 == len(peaks["data"])
+    assert max(peaks["data"]) > 20, "speech shows in the peaks"
+    assert client.get(f"/waveforms/{ep['id']}.json").status_code == 404, "not public before publishing"
+    client.post(f"/api/v1/episodes/{ep['id']}/publish", json={}, headers=host)
+    public = client.get(f"/waveforms/{ep['id']}.json")
+    assert public.status_code == 200
+    assert public.headers["access-control-allow-origin"] == "*"
+    assert public.json() == peaks

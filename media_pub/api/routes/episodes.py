@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -24,6 +24,7 @@ from media_pub.db.uow import UnitOfWork
 from media_pub.domain.rules import EpisodeStatus
 from media_pub.errors import InvalidInput, TooLarge
 from media_pub.services import episodes as svc
+from media_pub.services.media import episode_waveform
 from media_pub.services.uploads import Spool, Spooled, TrimRequest, attach_upload, episode_for_upload
 
 router = APIRouter(prefix="/api/v1", tags=["episodes"])
@@ -174,3 +175,11 @@ async def upload_media_form(
         await file.close()
     spooled = spool.finish()
     return await run_in_threadpool(_attach, c, user, episode_id, spooled, TrimRequest(start, end))
+
+
+@router.get("/episodes/{episode_id}/waveform", response_class=Response,
+            responses={200: {"content": {"application/json": {}}}})  # fmt: skip
+def get_waveform(episode_id: str, uow: UowDep, user: UserDep, c: ContainerDep) -> Response:
+    """Waveform peaks (BBC audiowaveform JSON, 20 px/s) of the episode's rendition, for trim editors."""
+    svc.get_episode(uow, user, episode_id)
+    return Response(episode_waveform(uow, c.storage, episode_id, public=False), media_type="application/json")

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from media_pub.api.deps import ContainerDep, UowDep
 from media_pub.feeds.chapters import CHAPTERS_MIME
 from media_pub.services.feeds import RenderedFeed, episode_chapters_json
-from media_pub.services.media import locate_public_media
+from media_pub.services.media import episode_waveform, locate_public_media
 
 router = APIRouter(tags=["public"])
 
@@ -99,6 +99,14 @@ def chapters(episode_id: str, uow: UowDep) -> Response:
     """The episode's chapters as Podcasting 2.0 JSON chapters."""
     body = episode_chapters_json(uow, episode_id)
     return Response(body, media_type=CHAPTERS_MIME, headers={"Access-Control-Allow-Origin": "*"})
+
+
+@router.get("/waveforms/{episode_id}.json", response_class=Response)
+def waveform(episode_id: str, uow: UowDep, c: ContainerDep) -> Response:
+    """Waveform peaks of a published episode in BBC audiowaveform JSON (version 2), for players."""
+    body = episode_waveform(uow, c.storage, episode_id, public=True)
+    return Response(body, media_type="application/json", headers={"Access-Control-Allow-Origin": "*",
+                    "Cache-Control": "public, max-age=300"})  # fmt: skip
 
 
 @router.get("/healthz")
