@@ -205,4 +205,3 @@ class FeedCache(Base):
     body_gzip: Mapped[bytes] = mapped_column(LargeBinary)
     etag: Mapped[str] = mapped_column(String(80))
     last_modified: Mapped[datetime] = mapped_column()
-    next_change_at: Mapped[datetime | None] = mapped_column(default=None)

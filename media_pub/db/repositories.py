@@ -56,16 +56,8 @@ def published_episodes(session: Session, show_id: str) -> Sequence[Episode]:
 
 
 def due_episodes(session: Session, now: datetime) -> Sequence[Episode]:
-    stmt = select(Episode).where(Episode.status == "ready", Episode.publish_at.is_not(None))
-    return [e for e in session.scalars(stmt).all() if e.publish_at is not None and e.publish_at <= now]
-
-
-def next_scheduled(session: Session, show_id: str) -> datetime | None:
-    stmt = select(Episode.publish_at).where(
-        Episode.show_id == show_id, Episode.status == "ready", Episode.publish_at.is_not(None)
-    )
-    times = [t for t in session.scalars(stmt).all() if t is not None]
-    return min(times) if times else None
+    stmt = select(Episode).where(Episode.status == "ready", Episode.publish_at <= now)
+    return session.scalars(stmt).all()
 
 
 def asset_by_id(session: Session, asset_id: str) -> Asset:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime
 
 from media_pub.db import repositories as repo
 from media_pub.db.models import ApiToken, Show, ShowMember, User
@@ -53,16 +52,6 @@ def authenticate(uow: UnitOfWork, token: str | None) -> User:
     ):
         raise Unauthenticated("the API token is not valid", code="token-invalid")
     return row.user
-
-
-def revoke_tokens(uow: UnitOfWork, user: User) -> int:
-    now = datetime.now(UTC)
-    count = 0
-    for t in user.tokens:
-        if t.revoked_at is None:
-            t.revoked_at = now
-            count += 1
-    return count
 
 
 def grant(uow: UnitOfWork, show: Show, user: User, role: Role) -> None:

@@ -11,7 +11,7 @@ from media_pub.db.models import Episode, Show, User
 from media_pub.db.uow import UnitOfWork
 from media_pub.domain.rules import EpisodeStatus, EpisodeType, check_transition, new_episode_guid
 from media_pub.domain.values import Chapter
-from media_pub.errors import Conflict, InvalidInput
+from media_pub.errors import Conflict, InvalidInput, NotFound
 from media_pub.feeds.sanitize import clean_text, sanitize_notes
 from media_pub.media.process import parse_timestamp
 from media_pub.services.auth import require_role
@@ -188,3 +188,11 @@ def publish_due(uow: UnitOfWork, now: datetime | None = None) -> int:
         assert episode.publish_at is not None
         _publish(episode, episode.show, episode.publish_at)
     return len(due)
+
+
+def public_episode(uow: UnitOfWork, episode_id: str) -> Episode:
+    """An episode apps may see: published, with its time come."""
+    episode = uow.session.get(Episode, episode_id)
+    if episode is None or episode.published_at is None or episode.status != "published":
+        raise NotFound("no such published episode", code="episode-not-found")
+    return episode

@@ -15,11 +15,10 @@ from media_pub.db import repositories as repo
 from media_pub.db.models import Episode, FeedCache, Show
 from media_pub.db.uow import UnitOfWork
 from media_pub.domain.rules import podcast_guid
-from media_pub.errors import NotFound
 from media_pub.feeds.chapters import chapters_json
 from media_pub.feeds.model import FeedChannel, FeedFunding, FeedItem, FeedPerson
 from media_pub.feeds.podcast import build_feed
-from media_pub.services.episodes import chapters_from_json, publish_due
+from media_pub.services.episodes import chapters_from_json, public_episode, publish_due
 from media_pub.storage.base import Storage
 
 
@@ -47,9 +46,6 @@ class Urls:
 
     def chapters(self, episode: Episode) -> str:
         return f"{self.base}/chapters/{episode.id}.json"
-
-    def episode_page(self, show: Show, episode: Episode) -> str:
-        return f"{self.base}/feeds/{show.slug}.xml#{episode.id}"
 
 
 def _channel(show: Show, urls: Urls) -> FeedChannel:
@@ -119,8 +115,7 @@ class FeedService:
         self._lock = threading.Lock()
 
     def get(self, uow: UnitOfWork, slug: str) -> RenderedFeed:
-        if repo.due_episodes(uow.session, datetime.now(UTC)):
-            publish_due(uow)
+        if publish_due(uow):
             uow.commit()
         show = repo.show_by_slug(uow.session, slug)
         memo = self._memo.get(show.id)
@@ -170,11 +165,3 @@ def episode_chapters_json(uow: UnitOfWork, episode_id: str) -> bytes:
     return chapters_json(
         chapters_from_json(episode.chapters), title=episode.title, podcast_name=episode.show.title
     )
-
-
-def public_episode(uow: UnitOfWork, episode_id: str) -> Episode:
-    """An episode apps may see: published, with its time come."""
-    episode = uow.session.get(Episode, episode_id)
-    if episode is None or episode.published_at is None or episode.status != "published":
-        raise NotFound("no such published episode", code="episode-not-found")
-    return episode

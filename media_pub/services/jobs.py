@@ -76,9 +76,10 @@ def fail_job(job: Job, error: MediaPubError) -> None:
 def resume_unfinished(uow_factory: UowFactory, queue: JobQueue) -> int:
     """Queue again the jobs an earlier process left queued or running (in-process mode only)."""
     with uow_factory() as uow:
-        jobs = [(j.kind, j.id) for j in repo.unfinished_jobs(uow.session)]
-        for job in repo.unfinished_jobs(uow.session):
+        unfinished = repo.unfinished_jobs(uow.session)
+        for job in unfinished:
             job.status = JobStatus.QUEUED.value
+        jobs = [(j.kind, j.id) for j in unfinished]
         uow.commit()
     for kind, job_id in jobs:
         queue.enqueue(kind, job_id)

@@ -19,7 +19,7 @@ from media_pub.media.synth import write_speech_like
 from media_pub.services import episodes as ep_svc
 from media_pub.services import shows as show_svc
 from media_pub.services.auth import system_user
-from media_pub.services.uploads import Spool, TrimRequest, attach_upload
+from media_pub.services.uploads import CHUNK, Spool, TrimRequest, attach_upload
 
 
 @dataclass
@@ -104,14 +104,12 @@ def _publish_one(
     trim = TrimRequest(manifest.pop("start", None), manifest.pop("end", None))
     manifest.pop("audio", None)
     at = _when(published, path)
-    spool = Spool(container.settings.data_dir / "tmp", container.settings.max_upload_bytes)
-    try:
-        with audio_path.open("rb") as fh:
-            while chunk := fh.read(1024 * 1024):
-                spool.write(chunk)
-    except BaseException:
-        spool.discard()
-        raise
+    with (
+        Spool(container.settings.data_dir / "tmp", container.settings.max_upload_bytes) as spool,
+        audio_path.open("rb") as fh,
+    ):
+        while chunk := fh.read(CHUNK):
+            spool.write(chunk)
     spooled = spool.finish()
     with container.uow() as uow:
         user = system_user(uow)

@@ -11,6 +11,7 @@ from media_pub.db import repositories as repo
 from media_pub.db.models import Show
 from media_pub.db.uow import UnitOfWork
 from media_pub.errors import NotFound
+from media_pub.services.episodes import public_episode
 from media_pub.storage.base import Storage
 
 
@@ -51,9 +52,7 @@ def locate_public_media(uow: UnitOfWork, storage: Storage, key: str) -> MediaLoc
 
 def episode_waveform(uow: UnitOfWork, storage: Storage, episode_id: str, *, public: bool) -> bytes:
     """Waveform peaks (audiowaveform JSON) of the episode's current rendition."""
-    episode = repo.episode_by_id(uow.session, episode_id)
-    if public and episode.status != "published":
-        raise NotFound("no such published episode", code="episode-not-found")
+    episode = public_episode(uow, episode_id) if public else repo.episode_by_id(uow.session, episode_id)
     if not episode.media_asset_id:
         raise NotFound("the episode has no processed media yet", code="waveform-not-found")
     key = repo.asset_by_id(uow.session, episode.media_asset_id).processing.get("waveform_key")

@@ -35,7 +35,10 @@ class Spooled:
 
 
 class Spool:
-    """A temporary file that an upload streams into, counting bytes and hashing as it goes."""
+    """A temporary file that an upload streams into, counting bytes and hashing as it goes.
+
+    Use it as a context manager: an exception while writing removes the file.
+    """
 
     def __init__(self, tmp_dir: Path, limit: int) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +48,13 @@ class Spool:
         self.limit = limit
         self.size = 0
         self._hash = hashlib.sha256()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is not None:  # a failed or abandoned upload leaves no spool file behind
+            self.discard()
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)

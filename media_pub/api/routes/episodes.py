@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
@@ -25,7 +26,7 @@ from media_pub.domain.rules import EpisodeStatus
 from media_pub.errors import InvalidInput, TooLarge
 from media_pub.services import episodes as svc
 from media_pub.services.media import episode_waveform
-from media_pub.services.uploads import Spool, Spooled, TrimRequest, attach_upload, episode_for_upload
+from media_pub.services.uploads import CHUNK, Spool, Spooled, TrimRequest, attach_upload, episode_for_upload
 
 router = APIRouter(prefix="/api/v1", tags=["episodes"])
 
@@ -117,6 +118,26 @@ def _check_upload(c: Container, user: User, episode_id: str, request: Request) -
         )
 
 
+async def _receive(
+    c: Container, user: User, episode_id: str, chunks: AsyncIterator[bytes], trim: TrimRequest
+) -> JobRead:
+    """Stream `chunks` into a spool (hashing, size limit), then probe, store and queue in a thread."""
+    with Spool(c.settings.data_dir / "tmp", c.settings.max_upload_bytes) as spool:
+        try:
+            async for chunk in chunks:
+                spool.write(chunk)
+        except ClientDisconnect:
+            raise InvalidInput(
+                "the client closed the connection before the upload ended", code="upload-incomplete"
+            ) from None
+    return await run_in_threadpool(_attach, c, user, episode_id, spool.finish(), trim)
+
+
+async def _file_chunks(file: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await file.read(CHUNK):
+        yield chunk
+
+
 TrimQuery = Annotated[str | None, Query(description="In point: seconds or HH:MM:SS.mmm")]
 EndQuery = Annotated[str | None, Query(description="Out point: seconds or HH:MM:SS.mmm")]
 
@@ -136,20 +157,7 @@ async def upload_media(
 ) -> JobRead:
     """Upload the episode's audio or video as the raw request body. Answers 202 with the processing job."""
     await run_in_threadpool(_check_upload, c, user, episode_id, request)
-    spool = Spool(c.settings.data_dir / "tmp", c.settings.max_upload_bytes)
-    try:
-        async for chunk in request.stream():
-            spool.write(chunk)
-    except ClientDisconnect:
-        spool.discard()
-        raise InvalidInput(
-            "the client closed the connection before the upload ended", code="upload-incomplete"
-        ) from None
-    except BaseException:
-        spool.discard()
-        raise
-    spooled = spool.finish()
-    return await run_in_threadpool(_attach, c, user, episode_id, spooled, TrimRequest(start, end))
+    return await _receive(c, user, episode_id, request.stream(), TrimRequest(start, end))
 
 
 @router.post("/episodes/{episode_id}/media", status_code=status.HTTP_202_ACCEPTED)
@@ -164,17 +172,10 @@ async def upload_media_form(
 ) -> JobRead:
     """Upload media as a multipart form (for browsers). Answers 202 with the processing job."""
     await run_in_threadpool(_check_upload, c, user, episode_id, request)
-    spool = Spool(c.settings.data_dir / "tmp", c.settings.max_upload_bytes)
     try:
-        while chunk := await file.read(1024 * 1024):
-            spool.write(chunk)
-    except BaseException:
-        spool.discard()
-        raise
+        return await _receive(c, user, episode_id, _file_chunks(file), TrimRequest(start, end))
     finally:
         await file.close()
-    spooled = spool.finish()
-    return await run_in_threadpool(_attach, c, user, episode_id, spooled, TrimRequest(start, end))
 
 
 @router.get("/episodes/{episode_id}/waveform", response_class=Response,

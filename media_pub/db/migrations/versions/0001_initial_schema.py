@@ -134,7 +134,6 @@ def upgrade() -> None:
         sa.Column("body_gzip", sa.LargeBinary(), nullable=False),
         sa.Column("etag", sa.String(length=80), nullable=False),
         sa.Column("last_modified", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("next_change_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["show_id"], ["shows.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("show_id"),
     )
