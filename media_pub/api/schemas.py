@@ -48,6 +48,14 @@ class ShowFields(_In):
     trim_silence: bool | None = None
     silence_threshold_db: float | None = Field(default=None, ge=-90, le=-20, description="dBFS")
     silence_min_seconds: float | None = Field(default=None, ge=0.1, le=60)
+    level: bool | None = Field(default=None, description="Level quiet and loud speakers (on for speech)")
+    max_silence: float | None = Field(
+        default=None, ge=0.2, le=60, description="Shorten inner silences to this many seconds (null: off)"
+    )
+    renditions: list[Literal["mp3", "aac", "opus"]] | None = Field(
+        default=None, description="Audio renditions to make; MP3 is always made (the main enclosure)"
+    )
+    video_height: int | None = Field(default=None, ge=144, le=2160, description="Height of transcoded video")
 
     def fields(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
@@ -85,6 +93,12 @@ class ShowRead(BaseModel):
     trim_silence: bool
     silence_threshold_db: float
     silence_min_seconds: float
+    level: bool
+    max_silence: float | None
+    renditions: list[str]
+    video_height: int
+    intro_key: str | None
+    outro_key: str | None
     feed_url: str
     artwork_key: str | None
     created_at: datetime
@@ -164,13 +178,26 @@ class EpisodeRead(BaseModel):
     publish_when_ready: bool
     chapters: list[dict[str, Any]]
     last_error: str | None
-    media: AssetRead | None
+    media: AssetRead | None = Field(
+        description="The main enclosure: the MP3, or the video of a video episode"
+    )
+    renditions: list[AssetRead] = Field(
+        default_factory=list, description="Every rendition of the current media (MP3, AAC, Opus, video)"
+    )
+    poster: AssetRead | None = Field(default=None, description="Poster frame of a video episode (JPEG)")
     original: AssetRead | None
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, episode: Episode, media: AssetRead | None, original: AssetRead | None) -> EpisodeRead:
+    def of(
+        cls,
+        episode: Episode,
+        media: AssetRead | None,
+        original: AssetRead | None,
+        renditions: list[AssetRead] | None = None,
+        poster: AssetRead | None = None,
+    ) -> EpisodeRead:
         return cls(
             id=episode.id,
             show=episode.show.slug,
@@ -188,6 +215,8 @@ class EpisodeRead(BaseModel):
             chapters=episode.chapters,
             last_error=episode.last_error,
             media=media,
+            renditions=renditions or [],
+            poster=poster,
             original=original,
             created_at=episode.created_at,
             updated_at=episode.updated_at,

@@ -107,6 +107,12 @@ class Show(Base):
     trim_silence: Mapped[bool] = mapped_column(Boolean, default=True)
     silence_threshold_db: Mapped[float] = mapped_column(Float, default=-50.0)
     silence_min_seconds: Mapped[float] = mapped_column(Float, default=0.5)
+    level: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_silence: Mapped[float | None] = mapped_column(Float, default=None)
+    renditions: Mapped[list[Any]] = mapped_column(default=lambda: ["mp3", "aac"])
+    video_height: Mapped[int] = mapped_column(Integer, default=720)
+    intro_key: Mapped[str | None] = mapped_column(String(500), default=None)
+    outro_key: Mapped[str | None] = mapped_column(String(500), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Bumped on every change that shows in the feed; the cached feed is rebuilt when it lags.

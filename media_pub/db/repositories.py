@@ -71,6 +71,17 @@ def asset_by_key(session: Session, key: str) -> Asset | None:
     return session.scalar(select(Asset).where(Asset.storage_key == key))
 
 
+def latest_original(session: Session, episode_id: str) -> Asset | None:
+    """The episode's most recently uploaded original."""
+    query = (
+        select(Asset)
+        .where(Asset.episode_id == episode_id, Asset.role == "original")
+        .order_by(Asset.created_at.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
 def job_by_id(session: Session, job_id: str) -> Job:
     job = session.get(Job, job_id)
     if job is None:

@@ -25,12 +25,36 @@ class Loudness:
     true_peak: float
 
 
-def shift_chapters(chapters: list[Chapter], offset: float, duration: float) -> list[Chapter]:
-    """Move chapters by -offset (seconds cut at the start) and drop or clamp those outside [0, duration]."""
+Cuts = tuple[tuple[float, float], ...] | list[tuple[float, float]]
+
+
+def map_time(seconds: float, offset: float, cuts: Cuts = ()) -> float:
+    """Where a moment of the original lands in the output: less the lead cut and every inner cut before it.
+
+    A moment inside a cut lands where the cut is (its start); one before the offset lands at 0 or below.
+    """
+    removed = 0.0
+    for start, end in cuts:
+        if seconds >= end:
+            removed += end - start
+        elif seconds > start:
+            removed += seconds - start
+    return seconds - offset - removed
+
+
+def shift_chapters(
+    chapters: list[Chapter], offset: float, duration: float, cuts: Cuts = (), lead: float = 0.0
+) -> list[Chapter]:
+    """Move chapters to the output timeline (see map_time), dropping or clamping those outside it.
+
+    `lead` is what plays before the episode's own start (an intro): later chapters move by it, and one
+    that began at the episode's start still begins at 0, so the intro belongs to the first chapter.
+    """
     out: list[Chapter] = []
     for ch in sorted(chapters, key=lambda c: c.start):
-        start = ch.start - offset
-        end = None if ch.end is None else min(ch.end - offset, duration)
+        mapped = map_time(ch.start, offset, cuts)
+        start = mapped + lead if mapped > 0 else mapped
+        end = None if ch.end is None else min(map_time(ch.end, offset, cuts) + lead, duration)
         if start >= duration or (end is not None and end <= 0):
             continue
         start = max(0.0, start)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -206,11 +206,14 @@ class Meter:
         self.chain = Chain(rate=rate, fmt=fmt, layout=layout, filters=filters)
         self.meta: dict[str, str] = {}
         self.samples = 0
+        self.observe: Callable[[AudioFrame], None] | None = None  # sees every measured frame
 
     def push(self, frame: AudioFrame | None) -> None:
         """Measure one more frame (None at the end)."""
         for out in self.chain.push(frame):
             self.samples += out.samples
+            if self.observe is not None:
+                self.observe(out)
             if out.metadata:  # frames flushed at the end may carry none; keep the last measurement
                 self.meta = dict(out.metadata)
 

@@ -8,18 +8,21 @@ measured again; a miss adjusts the gain or the limiter ceiling and renders once 
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import av
 import lameenc
 import numpy as np
+from av.audio.resampler import AudioResampler
 
 from media_pub.domain.values import Loudness
 from media_pub.errors import InvalidInput, InvalidMedia
@@ -36,6 +39,7 @@ from media_pub.media._av import (
 from media_pub.media.loudness import measure_file
 
 Progress = Callable[[str, float], None]
+Snap = Callable[[float, float], tuple[float, float]]
 
 OUTPUT_RATE = 44100
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -52,6 +56,18 @@ MAX_ENCODE_PASSES = 3
 # The limiter works on sample peaks; inter-sample peaks and the MP3 encoder add some on top.
 CEILING_MARGIN_DB = 1.5
 MAX_GAIN_DB = 40.0
+QUIETEST_LUFS = -60.0  # quieter than this is silence or hiss: refused rather than amplified by 44 dB
+SILENCE_BELOW_PROGRAMME_LU = 20.0  # the silence threshold is at most this far under the integrated loudness
+HOP = 2 * SILENCE_BLOCK  # seconds: the leveler's grid, the step of BS.1770's 400 ms gating blocks
+LEVEL_GATE_LU = 20.0  # blocks this far under the whole's loudness are pauses or noise: they hold the gain
+LEVEL_WINDOW = 2.0  # seconds over which the leveler averages loudness
+LEVEL_SMOOTH = 1.5  # seconds over which its gain is smoothed
+LEVEL_STRENGTH = 0.8  # share of a passage's distance from the whole's loudness that the leveler removes
+LEVEL_MAX_BOOST = 15.0  # dB
+LEVEL_MAX_CUT = 10.0  # dB
+MAX_CLIP_SECONDS = 120.0  # intros and outros are held in memory: keep them short
+AAC_KBPS = {1: 64, 2: 128}
+OPUS_KBPS = {1: 32, 2: 64}
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,11 @@ class ProcessOptions:
     channels: int | None = None
     bitrate_kbps: int | None = None
     sample_rate: int = OUTPUT_RATE
+    level: bool = True  # bring quiet and loud speakers together (see level_curve)
+    max_silence: float | None = None  # shorten inner silences longer than this many seconds to it
+    intro: Path | None = None  # a clip played before the episode, crossfaded into it
+    outro: Path | None = None  # a clip played after the episode, crossfaded from it
+    crossfade: float = 1.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -83,6 +104,9 @@ class ProcessResult:
     sample_rate: int
     channels: int
     bitrate: int
+    cuts: tuple[tuple[float, float], ...] = ()  # inner spans removed, seconds on the input timeline
+    extra: dict[str, Loudness] = field(default_factory=dict)  # measured loudness of the aac/opus outputs
+    lead: float = 0.0  # seconds of intro before the episode's own first moment
 
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
@@ -136,54 +160,177 @@ class _Reporter:
 
 @dataclass(frozen=True)
 class _Plan:
-    """What pass 1 found: the input's format, its length, the region to keep and its loudness."""
+    """What pass 1 found: the input's format and length, what to keep of it, and how loud it is."""
 
     rate: int
     fmt: str
     layout: str
     channels: int
     total: int  # decoded samples
-    first: int  # first sample kept
-    stop: int  # one past the last sample kept
-    loudness: Loudness
+    segments: tuple[tuple[int, int], ...]  # [first, stop) sample ranges kept, in order
+    loudness: Loudness  # of the explicit region, as uploaded
+    level: np.ndarray | None  # leveler gain in dB per hop (HOP seconds), or None
+    loudness_leveled: float  # predicted integrated loudness of the kept audio after leveling
+    peak_leveled: float  # predicted sample peak (dBFS) of the kept audio after leveling
+
+    @property
+    def first(self) -> int:
+        return self.segments[0][0]
+
+    @property
+    def stop(self) -> int:
+        return self.segments[-1][1]
+
+    @property
+    def kept(self) -> int:
+        return sum(b - a for a, b in self.segments)
+
+    def cuts(self) -> list[tuple[float, float]]:
+        """Inner spans removed, (start, end) in seconds of the input."""
+        return [
+            (round(b / self.rate, 3), round(a2 / self.rate, 3))
+            for (_, b), (a2, _) in itertools.pairwise(self.segments)
+        ]
 
 
-def _analyze(src: Path, options: ProcessOptions, report: _Reporter) -> _Plan:
-    """Pass 1: decode everything once, measure loudness in the explicit region and find its silence."""
+class _Blocks:
+    """Per-block power and peak (SILENCE_BLOCK seconds, max over channels) of a whole file, streamed."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.power: list[np.ndarray] = []
+        self.peak: list[np.ndarray] = []
+        self.carry: np.ndarray | None = None
+
+    def push(self, samples: np.ndarray, final: bool = False) -> None:
+        if self.carry is not None:
+            samples = np.concatenate([self.carry, samples], axis=1)
+        count = samples.shape[1] // self.size
+        if final and samples.shape[1] % self.size:
+            count += 1
+            samples = np.pad(samples, ((0, 0), (0, count * self.size - samples.shape[1])))
+        if count:
+            used = samples[:, : count * self.size].reshape(samples.shape[0], count, self.size)
+            # Variance, not mean square: a DC offset (a cheap interface's "silence") is not sound.
+            mean = used.mean(axis=2)
+            power = np.einsum("cnb,cnb->cn", used, used) / self.size - mean * mean
+            self.power.append(power.max(axis=0))
+            self.peak.append(np.abs(used).max(axis=(0, 2)))
+        rest = samples[:, count * self.size :]
+        self.carry = rest if rest.shape[1] else None
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.carry is not None:
+            carry, self.carry = self.carry, None
+            self.push(carry, final=True)
+        power = np.concatenate(self.power) if self.power else np.zeros(0, np.float32)
+        peak = np.concatenate(self.peak) if self.peak else np.zeros(0, np.float32)
+        return power, peak
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) index ranges where `flags` is True."""
+    padded = np.concatenate([[False], flags, [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _segments(
+    first: int, stop: int, quiet: np.ndarray, block: int, options: ProcessOptions, rate: int
+) -> tuple[tuple[int, int], ...]:
+    """The kept region minus the middle of inner silences longer than options.max_silence."""
+    if options.max_silence is None:
+        return ((first, stop),)
+    keep = round(options.max_silence * rate)
+    segments: list[tuple[int, int]] = []
+    at = first
+    for a, b in _runs(quiet):
+        lo, hi = max(a * block, first), min(b * block, stop)
+        if lo <= first or hi >= stop or hi - lo <= keep:
+            continue  # not inner (leading and trailing silence are the trimmer's), or short enough
+        cut_from, cut_to = lo + keep // 2, hi - (keep - keep // 2)
+        segments.append((at, cut_from))
+        at = cut_to
+    segments.append((at, stop))
+    return tuple(segments)
+
+
+def _fill(values: np.ndarray) -> np.ndarray:
+    """NaNs replaced by the nearest earlier value (the first ones by the first value); all NaN gives 0."""
+    ok = np.isfinite(values)
+    if not ok.any():
+        return np.zeros_like(values)
+    index = np.where(ok, np.arange(values.size), 0)
+    np.maximum.accumulate(index, out=index)
+    filled = values[index]
+    filled[: int(np.argmax(ok))] = values[int(np.argmax(ok))]
+    return filled
+
+
+def _gated_loudness(momentary: np.ndarray) -> float:
+    """BS.1770 integrated loudness from 400 ms block loudness at 100 ms steps (both gates)."""
+    blocks = momentary[np.isfinite(momentary) & (momentary > -70.0)]
+    if not blocks.size:
+        return -70.0
+    energy = 10 ** (blocks / 10)
+    relative = 10 * math.log10(float(energy.mean())) - 10.0
+    kept = energy[blocks > relative]
+    return 10 * math.log10(float(kept.mean())) if kept.size else -70.0
+
+
+def _smooth(values: np.ndarray, width: int) -> np.ndarray:
+    """Centered Hann-window moving average, edges extended."""
+    if width < 3 or values.size < 2:
+        return values
+    window = np.hanning(width + 2)[1:-1]
+    window /= window.sum()
+    padded = np.pad(values, (width, width), mode="edge")
+    return np.convolve(padded, window, mode="same")[width:-width]
+
+
+def level_curve(momentary: np.ndarray, integrated: float) -> np.ndarray:
+    """Leveler gain (dB per hop) that brings quiet and loud passages (speakers) together without pumping.
+
+    The local loudness is the energy mean of the speech blocks (momentary loudness above a gate) in a
+    window of LEVEL_WINDOW seconds; pauses and noise below the gate hold the gain of the speech around them.
+    The gain moves a share (LEVEL_STRENGTH) of the way from the local loudness to the whole's, within
+    limits, and is smoothed over LEVEL_SMOOTH seconds: it never reacts to a single syllable or breath.
+    """
+    gate = max(integrated - LEVEL_GATE_LU, -70.0)
+    speech = np.isfinite(momentary) & (momentary > gate)
+    energy = np.where(speech, 10 ** (np.nan_to_num(momentary, nan=-70.0) / 10), 0.0)
+    width = max(1, round(LEVEL_WINDOW / HOP))
+    kernel = np.ones(width)
+    total = np.convolve(energy, kernel, mode="same")
+    count = np.convolve(speech.astype(np.float64), kernel, mode="same")
+    enough = count >= max(2.0, 0.25 * width)
+    local = np.full(momentary.size, np.nan)
+    local[enough] = 10 * np.log10(total[enough] / count[enough])
+    local = _fill(local)
+    gain = np.clip(LEVEL_STRENGTH * (integrated - local), -LEVEL_MAX_CUT, LEVEL_MAX_BOOST)
+    return _smooth(gain, max(1, round(LEVEL_SMOOTH / HOP)))
+
+
+def _analyze(src: Path, options: ProcessOptions, report: _Reporter, snap: Snap | None = None) -> _Plan:
+    """Pass 1: decode everything once, measure loudness in the explicit region and find its silences."""
     size = max(1, src.stat().st_size)
     uniform = Uniform()
     stats = DecodeStats()
     meter: Meter | None = None
+    blocks: _Blocks | None = None
+    momentary: list[float] = []
     position = 0
-    block = 0
-    carry: np.ndarray | None = None
-    carry_at = 0
-    loud_first: int | None = None
-    loud_last: int | None = None
-    region = (0, None)
-    threshold = 10 ** (options.silence_threshold_db / 10.0)  # mean square of a block at the threshold
+    region: tuple[int, int | None] = (0, None)
+    hop = 0
 
-    def scan(samples: np.ndarray, at: int, final: bool) -> tuple[np.ndarray | None, int]:
-        """Mark loud blocks in `samples` (starting at sample `at`); return the incomplete tail."""
-        nonlocal loud_first, loud_last
-        count = samples.shape[1] // block
-        if final and samples.shape[1] % block:
-            count += 1
-            samples = np.pad(samples, ((0, 0), (0, count * block - samples.shape[1])))
-        if count:
-            used = samples[:, : count * block].reshape(samples.shape[0], count, block)
-            power = np.einsum("cnb,cnb->cn", used, used).max(axis=0) / block
-            loud = np.flatnonzero(power > threshold)
-            if loud.size:
-                lo, hi = region[0], region[1] if region[1] is not None else math.inf
-                starts = at + loud * block
-                inside = starts[(starts + block > lo) & (starts < hi)]
-                if inside.size:
-                    first, last = max(int(inside[0]), lo), int(inside[-1]) + block
-                    loud_first = first if loud_first is None else loud_first
-                    loud_last = last
-        rest = samples[:, count * block :]
-        return (rest if rest.shape[1] else None), at + count * block
+    def record(out: av.AudioFrame) -> None:
+        value = out.metadata.get("lavfi.r128.M") if out.metadata else None
+        if value is None or out.pts is None:
+            return
+        index = (out.pts + out.samples - 1) // hop
+        if index >= len(momentary):
+            momentary.extend([math.nan] * (index + 1 - len(momentary)))
+        momentary[index] = float(value)
 
     try:
         with open_input(src) as container:
@@ -200,28 +347,26 @@ def _analyze(src: Path, options: ProcessOptions, report: _Reporter) -> _Plan:
                         meter = Meter(
                             rate=uniform.rate, fmt=uniform.format, layout=uniform.layout, trim=region
                         )
-                        block = max(1, round(SILENCE_BLOCK * uniform.rate))
-                        carry_at = 0
+                        meter.observe = record
+                        blocks = _Blocks(max(1, round(SILENCE_BLOCK * uniform.rate)))
+                        hop = 2 * blocks.size
+                    assert blocks is not None
                     frame.pts, frame.time_base = position, Fraction(1, uniform.rate)
                     position += frame.samples
                     meter.push(frame)
-                    samples = to_float(frame)
-                    if carry is not None:
-                        samples = np.concatenate([carry, samples], axis=1)
-                    carry, carry_at = scan(samples, carry_at, final=False)
+                    blocks.push(to_float(frame))
                 report("measure", stats.last_pos / size)
     except av.error.FFmpegError as error:
         raise InvalidMedia(
             f"the audio could not be decoded ({error.strerror})", code="media-unreadable"
         ) from None
-    if meter is None or position == 0:
+    if meter is None or blocks is None or position == 0:
         raise InvalidMedia("the file has no decodable audio", code="media-unreadable")
-    if carry is not None:
-        scan(carry, carry_at, final=True)
     meter.push(None)
+    power, peaks = blocks.finish()
     report("measure", 1.0, force=True)
 
-    rate = uniform.rate
+    rate, block = uniform.rate, blocks.size
     start, end = region
     if start >= position:
         raise InvalidInput(
@@ -230,11 +375,28 @@ def _analyze(src: Path, options: ProcessOptions, report: _Reporter) -> _Plan:
         )
     end = position if end is None else min(end, position)
     integrated, lra, peak = meter.result()
-    if loud_first is None or loud_last is None or integrated <= -69.9:
+    if integrated <= -69.9:
         raise InvalidMedia(
             "the audio is silent (or too short to measure), so there is nothing to publish",
             code="media-silent",
         )
+    if integrated < QUIETEST_LUFS:
+        raise InvalidMedia(
+            f"the audio measures {integrated:.1f} LUFS: that is silence or hiss, not a recording to publish "
+            f"(anything from {QUIETEST_LUFS:g} LUFS up is brought to the target)",
+            code="media-silent",
+        )
+    # A quiet recording's soft syllables sit under a fixed threshold: it follows the programme down.
+    threshold_db = min(options.silence_threshold_db, integrated - SILENCE_BELOW_PROGRAMME_LU)
+    quiet = power <= 10 ** (threshold_db / 10.0)  # mean square of a block at the threshold
+    starts = np.arange(power.size) * block
+    loud = np.flatnonzero(~quiet & (starts + block > start) & (starts < end))
+    if not loud.size:
+        raise InvalidMedia(
+            "the audio is silent (or too short to measure), so there is nothing to publish",
+            code="media-silent",
+        )
+    loud_first, loud_last = max(int(loud[0]) * block, start), min((int(loud[-1]) + 1) * block, end)
     first, stop = start, end
     if options.trim_silence:
         min_silence = round(options.silence_min_seconds * rate)
@@ -243,20 +405,49 @@ def _analyze(src: Path, options: ProcessOptions, report: _Reporter) -> _Plan:
             first = max(start, loud_first - pad)
         if end - loud_last >= min_silence:
             stop = min(end, loud_last + pad)
+    if snap is not None:
+        want_first, want_stop = snap(first / rate, stop / rate)
+        first = max(0, min(round(want_first * rate), position - 1))
+        stop = max(first + 1, min(round(want_stop * rate), position))
+    segments = _segments(first, stop, quiet, block, options, rate)
+
+    # Hop grid (2 blocks = 100 ms): momentary loudness and sample peak of the kept audio.
+    hops = max(len(momentary), math.ceil(peaks.size / 2))
+    m = np.full(hops, np.nan)
+    m[: len(momentary)] = momentary
+    hop_peak = np.zeros(hops)
+    paired = np.pad(peaks, (0, 2 * hops - peaks.size))
+    hop_peak[:] = paired.reshape(hops, 2).max(axis=1)
+    inside = np.zeros(hops, dtype=bool)
+    for a, b in segments:
+        inside[a // hop : max(a // hop + 1, b // hop)] = True
+    level = level_curve(np.where(inside, m, np.nan), integrated) if options.level else None
+    shift = level if level is not None else np.zeros(hops)
+    leveled = _gated_loudness(np.where(inside, m + shift, np.nan))
+    with np.errstate(divide="ignore"):
+        peak_db = 20 * np.log10(np.maximum(hop_peak[inside], 1e-9)) + shift[inside]
     return _Plan(
         rate=rate,
         fmt=uniform.format,
         layout=uniform.layout,
         channels=len(av.AudioLayout(uniform.layout).channels),
         total=position,
-        first=first,
-        stop=stop,
+        segments=segments,
         loudness=Loudness(round(integrated, 2), round(lra, 2), round(peak, 2)),
+        level=level,
+        loudness_leveled=leveled,
+        peak_leveled=float(peak_db.max()) if peak_db.size else -120.0,
     )
 
 
+class _Writer(Protocol):
+    def write(self, frame: av.AudioFrame) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class _Mp3Writer:
-    """lameenc CBR encoder writing into a file."""
+    """lameenc CBR encoder writing into a file; takes packed s16 frames."""
 
     def __init__(self, path: Path, channels: int, kbps: int, rate: int) -> None:
         self.encoder = lameenc.Encoder()
@@ -267,12 +458,217 @@ class _Mp3Writer:
         self.encoder.set_quality(3)  # LAME's own default: 2 is ~2x slower for no audible gain on speech
         self.file = path.open("wb")
 
-    def write(self, pcm: bytes) -> None:
-        self.file.write(self.encoder.encode(pcm))
+    def write(self, frame: av.AudioFrame) -> None:
+        self.file.write(self.encoder.encode(frame.to_ndarray().tobytes()))
 
     def close(self) -> None:
         self.file.write(self.encoder.flush())
         self.file.close()
+
+
+# codec -> (container format, sample format the encoder takes, output rate or None for the render's,
+# extra peak headroom in dB: measured here, Opus at 64 kbps overshoots a limiter's ceiling by about 2 dB)
+_AV_CODECS = {"aac": ("ipod", "fltp", None, 0.5), "libopus": ("ogg", "flt", 48000, 1.5)}
+
+
+class _AvWriter:
+    """An FFmpeg encoder (AAC in M4A, Opus in Ogg) fed the same frames as the MP3.
+
+    Its own short chain applies `gain_db` (the loudness the MP3 encoder takes away, which these keep) and
+    a limiter with the codec's extra headroom, then converts to the encoder's format and rate.
+    """
+
+    def __init__(
+        self, path: Path, codec: str, channels: int, kbps: int, rate: int, gain_db: float, ceiling_db: float
+    ) -> None:
+        fmt, sample_fmt, out_rate, headroom = _AV_CODECS[codec]
+        layout = "mono" if channels == 1 else "stereo"
+        self.rate = out_rate or rate
+        limit = 10 ** ((ceiling_db - headroom) / 20)
+        self.chain = Chain(
+            rate=rate,
+            fmt="s16",
+            layout=layout,
+            filters=[
+                ("volume", f"volume={gain_db:.4f}dB:precision=float"),
+                ("aformat", "sample_fmts=fltp"),
+                ("alimiter", f"limit={limit:.6f}:level=0:latency=1:attack=5:release=50"),
+                ("aresample", str(self.rate)),
+                ("aformat", f"sample_fmts={sample_fmt}:channel_layouts={layout}:sample_rates={self.rate}"),
+            ],
+        )
+        options = {"movflags": "+faststart"} if fmt == "ipod" else {}
+        self.container = av.open(str(path), mode="w", format=fmt, options=options)
+        self.stream = self.container.add_stream(codec, rate=self.rate)
+        self.stream.codec_context.layout = layout
+        self.stream.codec_context.bit_rate = kbps * 1000
+        self.pts = 0
+
+    def _encode(self, frames: list[av.AudioFrame] | None) -> None:
+        for frame in frames or [None]:
+            if frame is not None:
+                frame.pts, frame.time_base = self.pts, Fraction(1, self.rate)
+                self.pts += frame.samples
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+
+    def write(self, frame: av.AudioFrame) -> None:
+        frames = self.chain.push(frame)
+        if frames:
+            self._encode(frames)
+
+    def close(self) -> None:
+        frames = self.chain.push(None)
+        if frames:
+            self._encode(frames)
+        self._encode(None)
+        self.container.close()
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """An intro or outro, decoded into the episode's own rate and layout, with its loudness."""
+
+    samples: np.ndarray  # (channels, n) float32
+    loudness: float
+
+
+def _load_clip(path: Path, rate: int, layout: str, what: str) -> _Clip:
+    """Decode a (short) intro or outro clip whole, converted to `rate` and `layout`, and measure it."""
+    limit = round(MAX_CLIP_SECONDS * rate)
+    resampler = AudioResampler(format="fltp", layout=layout, rate=rate)
+    meter = Meter(rate=rate, fmt="fltp", layout=layout)
+    chunks: list[np.ndarray] = []
+    count = 0
+    try:
+        with open_input(path) as container:
+            stream = best_audio_stream(container)
+            if stream is None:
+                raise InvalidMedia(f"the {what} has no audio", code="clip-no-audio")
+            for decoded in decode_audio(container, stream, DecodeStats()):
+                decoded.pts = None
+                for frame in resampler.resample(decoded):
+                    frame.pts, frame.time_base = count, Fraction(1, rate)
+                    count += frame.samples
+                    if count > limit:
+                        raise InvalidInput(
+                            f"the {what} is longer than {MAX_CLIP_SECONDS:g} s", code="clip-too-long"
+                        )
+                    meter.push(frame)
+                    chunks.append(to_float(frame))
+    except av.error.FFmpegError as error:
+        raise InvalidMedia(
+            f"the {what} could not be decoded ({error.strerror})", code="clip-unreadable"
+        ) from None
+    meter.push(None)
+    integrated, _, _ = meter.result()
+    if not chunks or integrated <= -69.9:
+        raise InvalidMedia(f"the {what} is silent", code="clip-silent")
+    return _Clip(np.concatenate(chunks, axis=1), integrated)
+
+
+@dataclass(frozen=True)
+class _Bumpers:
+    """Intro and outro of the show, and the length of their crossfades in samples."""
+
+    intro: _Clip | None
+    outro: _Clip | None
+    overlap: int
+
+    @property
+    def lead(self) -> int:
+        """Samples of output before the episode's first sample."""
+        return self.intro.samples.shape[1] - self.overlap if self.intro is not None else 0
+
+    def extra(self) -> int:
+        """Samples the bumpers add to the output in all."""
+        tail = self.outro.samples.shape[1] - self.overlap if self.outro is not None else 0
+        return self.lead + tail
+
+
+def _bumpers(options: ProcessOptions, plan: _Plan) -> _Bumpers:
+    intro = _load_clip(options.intro, plan.rate, plan.layout, "intro") if options.intro else None
+    outro = _load_clip(options.outro, plan.rate, plan.layout, "outro") if options.outro else None
+    lengths = [c.samples.shape[1] for c in (intro, outro) if c is not None]
+    overlap = min([round(max(0.0, options.crossfade) * plan.rate), plan.kept // 2, *lengths])
+    return _Bumpers(intro, outro, overlap)
+
+
+class _Shaper:
+    """Keeps the planned segments of decoded audio and applies the gain: leveler curve times a constant.
+
+    Works in numpy on the input's own layout and rate; cut edges get a short fade so they never click.
+    """
+
+    def __init__(self, plan: _Plan, gain_db: float, bumpers: _Bumpers, goal: float) -> None:
+        self.plan = plan
+        self.gain = 10 ** (gain_db / 20)
+        self.fade = max(1, round(FADE * plan.rate))
+        self.hop = 2 * max(1, round(SILENCE_BLOCK * plan.rate))
+        if plan.level is not None:
+            self.curve_at = (np.arange(plan.level.size) + 0.5) * self.hop
+            self.curve = (10 ** (plan.level / 20)).astype(np.float32)
+        self.done = 0  # episode samples emitted
+        self.kept = plan.kept
+        # Bumpers play at the loudness the episode is brought to; equal-power crossfades join them.
+        self.overlap = bumpers.overlap
+        ramp = np.sin(0.5 * np.pi * (np.arange(self.overlap) + 0.5) / max(1, self.overlap)).astype(np.float32)
+        self.rise, self.fall = ramp, ramp[::-1].copy()
+        self.intro = self.outro = None
+        if bumpers.intro is not None:
+            self.intro = bumpers.intro.samples * np.float32(10 ** ((goal - bumpers.intro.loudness) / 20))
+        if bumpers.outro is not None:
+            self.outro = bumpers.outro.samples * np.float32(10 ** ((goal - bumpers.outro.loudness) / 20))
+
+    def _bump(self, episode: np.ndarray) -> np.ndarray:
+        """Crossfade the intro's tail and the outro's head into this run of episode samples."""
+        first, last = self.done, self.done + episode.shape[1]
+        self.done = last
+        if self.intro is not None and first < self.overlap:
+            lo, hi = first, min(last, self.overlap)
+            lead = self.intro.shape[1] - self.overlap
+            episode[:, lo - first : hi - first] *= self.rise[lo:hi]
+            episode[:, lo - first : hi - first] += self.intro[:, lead + lo : lead + hi] * self.fall[lo:hi]
+        start = self.kept - self.overlap
+        if self.outro is not None and last > start:
+            lo, hi = max(first, start), last
+            episode[:, lo - first : hi - first] *= self.fall[lo - start : hi - start]
+            episode[:, lo - first : hi - first] += (
+                self.outro[:, lo - start : hi - start] * self.rise[lo - start : hi - start]
+            )
+        if first == 0 and self.intro is not None:
+            return np.concatenate([self.intro[:, : self.intro.shape[1] - self.overlap], episode], axis=1)
+        return episode
+
+    def finish(self) -> np.ndarray | None:
+        """What follows the episode: the rest of the outro."""
+        if self.outro is None or self.outro.shape[1] <= self.overlap:
+            return None
+        return np.ascontiguousarray(self.outro[:, self.overlap :])
+
+    def __call__(self, samples: np.ndarray, at: int) -> np.ndarray | None:
+        """The kept, shaped part of `samples` (which starts at input sample `at`), or None."""
+        end = at + samples.shape[1]
+        pieces: list[np.ndarray] = []
+        for index, (a, b) in enumerate(self.plan.segments):
+            lo, hi = max(a, at), min(b, end)
+            if lo >= hi:
+                continue
+            piece = samples[:, lo - at : hi - at]
+            positions = np.arange(lo, hi)
+            envelope = np.full(hi - lo, self.gain, dtype=np.float32)
+            if self.plan.level is not None:
+                envelope *= np.interp(positions, self.curve_at, self.curve).astype(np.float32)
+            if a > 0 and lo < a + self.fade:  # a cut (or trim) before this segment: fade in
+                envelope *= np.clip((positions - a + 1) / self.fade, 0.0, 1.0).astype(np.float32)
+            last = index == len(self.plan.segments) - 1
+            if (b < self.plan.total or not last) and hi > b - self.fade:  # fade out into a cut or trim
+                envelope *= np.clip((b - positions) / self.fade, 0.0, 1.0).astype(np.float32)
+            pieces.append(piece * envelope)
+        if not pieces:
+            return None
+        episode = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
+        return self._bump(episode) if self.intro is not None or self.outro is not None else episode
 
 
 def _render(
@@ -282,44 +678,44 @@ def _render(
     rate: int,
     gain_db: float,
     ceiling_db: float,
-    writer: _Mp3Writer | None,
+    writers: Sequence[_Writer],
     report: Callable[[float], None],
+    bumpers: _Bumpers,
+    goal: float,
 ) -> tuple[float, float]:
-    """Decode, cut, downmix, resample, apply gain and limiter; measure (and encode) the result.
+    """Decode, keep the planned segments, level, apply gain, downmix, resample, limit; measure and encode.
 
     Returns the integrated loudness and the sample peak (dBFS) of the limiter's output.
     """
-    kept = plan.stop - plan.first
-    fade = max(1, round(FADE * plan.rate))
     filters: list[tuple[str, str]] = [
-        # Timestamps count samples (set below), so pts-based trimming is sample exact.
-        ("atrim", f"start_pts={plan.first}:end_pts={plan.stop}"),
-        ("asetpts", "N/SR/TB"),
         ("aformat", f"sample_fmts=fltp:channel_layouts={out_layout}"),
-    ]
-    if plan.first > 0:
-        filters.append(("afade", f"t=in:ss=0:ns={fade}"))
-    if plan.stop < plan.total:
-        filters.append(("afade", f"t=out:ss={max(0, kept - fade)}:ns={fade}"))
-    filters += [
         ("aresample", str(rate)),
-        ("volume", f"volume={gain_db:.4f}dB:precision=float"),
         # level=0: no automatic make-up gain; latency=1: no lookahead delay shifting chapter marks.
         ("alimiter", f"limit={10 ** (ceiling_db / 20):.6f}:level=0:latency=1:attack=5:release=50"),
         ("aformat", f"sample_fmts=s16:channel_layouts={out_layout}:sample_rates={rate}"),
     ]
-    chain = Chain(rate=plan.rate, fmt=plan.fmt, layout=plan.layout, filters=filters)
+    chain = Chain(rate=plan.rate, fmt="fltp", layout=plan.layout, filters=filters)
     meter = Meter(rate=rate, fmt="s16", layout=out_layout, true_peak=False)
+    shaper = _Shaper(plan, gain_db, bumpers, goal)
     uniform = Uniform()
+    kept = plan.kept + bumpers.extra()
     position = 0
+    produced = 0
     done = 0
+
+    def emit(samples: np.ndarray) -> av.AudioFrame:
+        nonlocal produced
+        out = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=plan.layout)
+        out.sample_rate, out.pts, out.time_base = plan.rate, produced, Fraction(1, plan.rate)
+        produced += samples.shape[1]
+        return out
 
     def consume(frames: list[av.AudioFrame]) -> None:
         nonlocal done
         for out in frames:
             meter.push(out)
-            if writer is not None:
-                writer.write(out.to_ndarray().tobytes())
+            for writer in writers:
+                writer.write(out)
             done += out.samples
 
     with open_input(src) as container:
@@ -328,16 +724,22 @@ def _render(
             raise InvalidMedia("the file has no audio stream", code="media-no-audio")
         for decoded in decode_audio(container, stream, DecodeStats()):
             for frame in uniform(decoded):
-                if position >= plan.stop:
-                    break
-                frame.pts, frame.time_base = position, Fraction(1, plan.rate)
+                at = position
                 position += frame.samples
                 if position <= plan.first:
                     continue
-                consume(chain.push(frame))
+                if at >= plan.stop:
+                    break
+                shaped = shaper(to_float(frame), at)
+                if shaped is None:
+                    continue
+                consume(chain.push(emit(shaped)))
             if position >= plan.stop:
                 break
             report(done / max(1.0, kept * rate / plan.rate))
+    tail = shaper.finish()
+    if tail is not None:
+        consume(chain.push(emit(tail)))
     consume(chain.push(None))
     meter.push(None)
     integrated, _, peak = meter.result()
@@ -360,9 +762,21 @@ def _next_gain(points: list[tuple[float, float]], goal: float, limited: bool) ->
 
 
 def process_audio(
-    src: Path, dst: Path, options: ProcessOptions, progress: Progress | None = None
+    src: Path,
+    dst: Path,
+    options: ProcessOptions,
+    progress: Progress | None = None,
+    *,
+    aac: Path | None = None,
+    opus: Path | None = None,
+    snap: Snap | None = None,
 ) -> ProcessResult:
-    """Write a loudness-normalized, trimmed MP3 of `src` to `dst` (atomically); `src` is only read."""
+    """Write a loudness-normalized, trimmed MP3 of `src` to `dst` (atomically); `src` is only read.
+
+    `aac` and `opus` also write the same master as AAC-LC in M4A and as Opus in Ogg, each on target.
+    `snap` is shown the region chosen to keep, (first, stop) in seconds of the input, and returns the
+    region to render instead (a video's keyframes); the result's offset and duration follow it.
+    """
     if (options.start is not None and options.start < 0) or (options.end is not None and options.end <= 0):
         raise InvalidInput("in and out points must be positive", code="invalid-trim")
     if options.start is not None and options.end is not None and options.end <= options.start:
@@ -373,9 +787,12 @@ def process_audio(
         raise InvalidInput(
             f"MP3 cannot have a sample rate of {options.sample_rate} Hz", code="invalid-options"
         )
+    if options.max_silence is not None and not 0.2 <= options.max_silence <= 60:
+        raise InvalidInput("inner silences can be shortened to 0.2 to 60 seconds", code="invalid-options")
     src, dst = Path(src), Path(dst)
     report = _Reporter(progress)
-    plan = _analyze(src, options, report)
+    plan = _analyze(src, options, report, snap)
+    bumpers = _bumpers(options, plan)
 
     channels = options.channels or (1 if plan.channels == 1 else 2)
     out_layout = "mono" if channels == 1 else "stereo"
@@ -384,18 +801,23 @@ def process_audio(
     target = options.target_lufs
     goal = target + MP3_LOSS_LU  # loudness wanted before encoding
     ceiling = max(-20.0, options.true_peak_db - CEILING_MARGIN_DB)  # alimiter goes down to -24 dB
-    gain = goal - plan.loudness.integrated
-    # When the limiter will not touch the audio, loudness follows the gain exactly and needs no trial render.
+    gain = goal - plan.loudness_leveled
+    # When the limiter will not touch the audio, loudness follows the gain (and the leveler's predicted
+    # effect) closely enough that no trial render is needed.
     trial_needed = (
-        plan.channels > 2 or plan.channels != channels or plan.loudness.true_peak + gain > ceiling - 0.5
+        plan.channels > 2
+        or plan.channels != channels
+        or plan.peak_leveled + gain > ceiling - 1.0
+        or bumpers.intro is not None
+        or bumpers.outro is not None
     )
     points: list[tuple[float, float]] = []
 
     def normalize(gain: float) -> float:
         for attempt in range(MAX_NORMALIZE_PASSES):
             loud, peak = _render(
-                src, plan, out_layout, rate, gain, ceiling, None,
-                lambda f, a=attempt: report("normalize", (a + f) / MAX_NORMALIZE_PASSES),
+                src, plan, out_layout, rate, gain, ceiling, (),
+                lambda f, a=attempt: report("normalize", (a + f) / MAX_NORMALIZE_PASSES), bumpers, goal,
             )  # fmt: skip
             points.append((gain, loud))
             if abs(loud - goal) <= NORMALIZE_TOLERANCE:
@@ -405,31 +827,55 @@ def process_audio(
                 break  # a small step lands close enough; the encode pass measures it anyway
         return gain
 
-    part = dst.with_suffix(".part")
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    outputs = {"mp3": dst, "aac": aac, "opus": opus}
+    parts = {name: path.with_name(path.name + ".part") for name, path in outputs.items() if path is not None}
+    for path in parts.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
     loudness_out = Loudness(0.0, 0.0, 0.0)
     duration_out = 0.0
+    expected = (plan.kept + bumpers.extra()) / plan.rate
     try:
         for attempt in range(MAX_ENCODE_PASSES):
             if trial_needed:
                 gain = normalize(gain)
-            writer = _Mp3Writer(part, channels, kbps, rate)
+            # AAC and Opus keep the loudness the MP3 encoder takes away: they get that much less gain.
+            writers: list[_Writer] = [_Mp3Writer(parts["mp3"], channels, kbps, rate)]
+            if "aac" in parts:
+                writers.append(
+                    _AvWriter(parts["aac"], "aac", channels, AAC_KBPS[channels], rate, target - goal, ceiling)
+                )
+            if "opus" in parts:
+                writers.append(
+                    _AvWriter(
+                        parts["opus"], "libopus", channels, OPUS_KBPS[channels], rate, target - goal, ceiling
+                    )
+                )
             try:
                 loud_pre, _ = _render(
-                    src, plan, out_layout, rate, gain, ceiling, writer, lambda f: report("encode", f)
-                )
+                    src, plan, out_layout, rate, gain, ceiling, writers, lambda f: report("encode", f),
+                    bumpers, goal,
+                )  # fmt: skip
             finally:
-                writer.close()
+                for writer in writers:
+                    writer.close()
             points.append((gain, loud_pre))
-            expected = (plan.stop - plan.first) / plan.rate
             loudness_out, duration_out = measure_file(
-                part, lambda f: report("verify", f), expected_seconds=expected
+                parts["mp3"], lambda f: report("verify", f), expected_seconds=expected
             )
             report("verify", 1.0, force=True)
             loud_ok = abs(loudness_out.integrated - target) <= LOUDNESS_TOLERANCE
             peak_ok = loudness_out.true_peak <= options.true_peak_db
-            if (loud_ok and peak_ok) or attempt == MAX_ENCODE_PASSES - 1:
+            if loud_ok and peak_ok:
                 break
+            if attempt == MAX_ENCODE_PASSES - 1:
+                if abs(loudness_out.integrated - target) <= 0.5 and peak_ok:
+                    break  # within the contract, if not within our own margin
+                raise InvalidMedia(
+                    f"the audio could not be brought to {target:g} LUFS, {options.true_peak_db:g} dBTP "
+                    f"(it ended at {loudness_out.integrated:.1f} LUFS, {loudness_out.true_peak:.1f} dBTP): "
+                    "it is mostly silence with a few loud moments",
+                    code="media-loudness-unreachable",
+                )
             # Learn what the encoder really took, and lower the ceiling by the overshoot seen.
             goal = target + (loud_pre - loudness_out.integrated)
             if not peak_ok:
@@ -438,9 +884,18 @@ def process_audio(
             trial_needed = True
             if points:
                 gain = _next_gain(points, goal, limited=True)
-        os.replace(part, dst)
+        extra = {
+            name: measure_file(parts[name], lambda f: report("verify", f), expected_seconds=expected)[0]
+            for name in ("aac", "opus")
+            if name in parts
+        }
+        for name, part in parts.items():
+            final = outputs[name]
+            assert final is not None
+            os.replace(part, final)
     finally:
-        part.unlink(missing_ok=True)
+        for part in parts.values():
+            part.unlink(missing_ok=True)
     return ProcessResult(
         offset=round(plan.first / plan.rate, 3),
         duration_in=round(plan.total / plan.rate, 3),
@@ -451,4 +906,7 @@ def process_audio(
         sample_rate=rate,
         channels=channels,
         bitrate=kbps * 1000,
+        cuts=tuple(plan.cuts()),
+        extra=extra,
+        lead=round(bumpers.lead / plan.rate, 3),
     )

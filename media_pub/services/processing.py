@@ -6,9 +6,11 @@ import hashlib
 import logging
 import shutil
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from media_pub.db import repositories as repo
 from media_pub.db.models import Asset, Episode, Show
@@ -18,8 +20,10 @@ from media_pub.domain.rules import FINISHED_JOB, EpisodeStatus, JobStatus
 from media_pub.domain.values import Chapter, shift_chapters
 from media_pub.errors import Cancelled, MediaPubError
 from media_pub.media.isolation import run_isolated
-from media_pub.media.process import ProcessOptions, ProcessResult, process_audio
-from media_pub.media.tags import TagInfo, write_id3
+from media_pub.media.master import Made, Output, make_media
+from media_pub.media.process import ProcessOptions
+from media_pub.media.tags import TagInfo, write_tags
+from media_pub.media.video import VideoOptions
 from media_pub.media.waveform import waveform_json
 from media_pub.services.episodes import chapters_from_json, chapters_to_json, on_ready
 from media_pub.services.jobs import fail_job, progress_reporter
@@ -48,6 +52,8 @@ def _options(show: Show, channels: int | None, start: float | None, end: float |
         start=start,
         end=end,
         channels=1 if mono else 2,
+        level=show.level,
+        max_silence=show.max_silence,
     )
 
 
@@ -77,7 +83,14 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
         episode = repo.episode_by_id(uow.session, original.episode_id)
         show = episode.show
         options = _options(show, original.channels, payload.get("start"), payload.get("end"))
+        kinds = list(show.renditions or ["mp3"])
+        video = (
+            VideoOptions(height=show.video_height, frame_accurate=bool(payload.get("frame_accurate")))
+            if original.kind == "video"
+            else None
+        )
         original_key, original_channels = original.storage_key, original.channels
+        bumper_keys = {} if video else {"intro": show.intro_key, "outro": show.outro_key}
         artwork_key, show_id, episode_id = show.artwork_key, show.id, episode.id
         uow.commit()
 
@@ -87,36 +100,42 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
         if src is None:
             src = work / ("original." + original_key.rsplit(".", 1)[-1])
             storage.download_to(original_key, src)
-        dst = work / "rendition.mp3"
-        result: ProcessResult = run_isolated(
-            process_audio,
-            src,
-            dst,
-            options,
-            timeout=timeout,
-            memory_mb=None,
-            progress=progress_reporter(uow_factory, job_id),
-        )
+        clips: dict[str, Path] = {}
+        for which, key in bumper_keys.items():
+            if key:
+                clips[which] = storage.local_path(key) or work / f"{which}.{key.rsplit('.', 1)[-1]}"
+                if not clips[which].exists():
+                    storage.download_to(key, clips[which])
+        options = replace(options, intro=clips.get("intro"), outro=clips.get("outro"))
+        made: Made = run_isolated(
+            make_media, src, work, options, kinds, video,
+            timeout=timeout, memory_mb=None, progress=progress_reporter(uow_factory, job_id),
+        )  # fmt: skip
         artwork = storage.read_bytes(artwork_key) if artwork_key else None
         with uow_factory() as uow:
             episode = repo.episode_by_id(uow.session, episode_id)
             chapters = (
-                shift_chapters(source_chapters(payload), result.offset, result.duration_out)
+                shift_chapters(source_chapters(payload), made.offset, made.duration, made.cuts, made.lead)
                 if payload.get("source_chapters")
                 else chapters_from_json(episode.chapters)
             )
             tags = _tags(episode.show, episode, chapters, artwork)
-        write_id3(dst, tags, result.duration_out)
-        sha = _sha256(dst)
-        key = asset_key(show_id, episode_id, f"mp3-{sha[:16]}", "mp3")
-        info = storage.put_file(key, dst, content_type="audio/mpeg")
-        peaks = waveform_json(dst)  # for players and trim editors, from what listeners will hear
-        waveform_key = asset_key(show_id, episode_id, f"waveform-{sha[:16]}", "json")
-        storage.put_bytes(waveform_key, peaks, content_type="application/json")
-        result_keys = {"rendition": key, "waveform": waveform_key}
-        _finish(
-            uow_factory, job_id, result_keys, info.size, sha, result, chapters, original_channels, payload
-        )
+        for out in made.outputs:
+            if out.kind != "poster":
+                write_tags(
+                    out.path, tags, made.duration, kind="m4a" if out.kind in ("aac", "video") else out.kind
+                )
+            out.sha = _sha256(out.path)
+            ext = out.path.suffix.lstrip(".")
+            out.key = asset_key(show_id, episode_id, f"{out.kind}-{out.sha[:16]}", ext)
+            out.size = storage.put_file(out.key, out.path, content_type=out.mime).size
+        listened = next((o for o in made.outputs if o.kind == "mp3"), None)
+        keys: dict[str, str] = {}
+        if listened is not None:
+            # Waveform peaks for players and trim editors, from what listeners will hear.
+            keys["waveform"] = asset_key(show_id, episode_id, f"waveform-{listened.sha[:16]}", "json")
+            storage.put_bytes(keys["waveform"], waveform_json(listened.path), content_type="application/json")
+        _finish(uow_factory, job_id, made, keys, chapters, original_channels, payload)
     except Cancelled:
         log.info("job.cancelled job_id=%s", job_id)
     except MediaPubError as error:
@@ -136,55 +155,71 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _asset(session: Session, episode_id: str, out: Output, made: Made, source_id: str) -> Asset:
+    """The rendition row for `out` (the same row when the same bytes were made before)."""
+    asset = repo.asset_by_key(session, out.key)
+    if asset is None:
+        audio = made.audio
+        asset = Asset(
+            episode_id=episode_id,
+            role="poster" if out.kind == "poster" else "rendition",
+            storage_key=out.key,
+            mime_type=out.mime,
+            byte_size=out.size,
+            sha256=out.sha,
+            duration=out.duration,
+            bitrate=audio.bitrate if audio is not None and out.kind == "mp3" else None,
+            sample_rate=audio.sample_rate if audio is not None and out.media_kind != "image" else None,
+            channels=audio.channels if audio is not None and out.media_kind != "image" else None,
+            codec=out.codec,
+            kind=out.media_kind,
+            width=out.width,
+            height=out.height,
+            source_asset_id=source_id,
+        )
+        if out.kind == "opus":
+            asset.sample_rate = 48000
+        session.add(asset)
+    if out.loudness is not None and made.audio is not None:
+        asset.loudness_in = asdict(made.audio.loudness_in)
+        asset.loudness_out = asdict(out.loudness)
+    return asset
+
+
 def _finish(
     uow_factory: UowFactory,
     job_id: str,
+    made: Made,
     keys: dict[str, str],
-    size: int,
-    sha: str,
-    result: ProcessResult,
     chapters: list[Chapter],
     channels_in: int | None,
     payload: dict[str, object],
 ) -> None:
-    key = keys["rendition"]
     with uow_factory() as uow:
         job = repo.job_by_id(uow.session, job_id)
         if job.status == JobStatus.CANCELLED:
             return  # cancelled after the last progress report: the episode keeps what it had
         episode = repo.episode_by_id(uow.session, job.episode_id or "")
-        rendition = repo.asset_by_key(uow.session, key)
-        if rendition is None:
-            rendition = Asset(
-                episode_id=episode.id,
-                role="rendition",
-                storage_key=key,
-                mime_type="audio/mpeg",
-                byte_size=size,
-                sha256=sha,
-                duration=result.duration_out,
-                bitrate=result.bitrate,
-                sample_rate=result.sample_rate,
-                channels=result.channels,
-                codec="mp3",
-                kind="audio",
-                source_asset_id=str(payload["asset_id"]),
-            )
-            uow.session.add(rendition)
-        rendition.loudness_in = asdict(result.loudness_in)
-        rendition.loudness_out = asdict(result.loudness_out)
-        rendition.processing = {
-            "waveform_key": keys["waveform"],
-            "gain_db": result.gain_db,
-            "offset": result.offset,
-            "duration_in": result.duration_in,
+        source_id = str(payload["asset_id"])
+        assets = {out.kind: _asset(uow.session, episode.id, out, made, source_id) for out in made.outputs}
+        uow.session.flush()
+        main = assets.get("video") or assets["mp3"]
+        audio = made.audio
+        main.processing = {
+            "waveform_key": keys.get("waveform"),
+            "gain_db": audio.gain_db if audio else None,
+            "offset": made.offset,
+            "cuts": [list(cut) for cut in made.cuts],
+            "duration_in": audio.duration_in if audio else None,
             "trim_start": payload.get("start"),
             "trim_end": payload.get("end"),
             "channels_in": channels_in,
+            "leveled": made.leveled,
+            "renditions": {kind: asset.id for kind, asset in assets.items()},
+            **({"video": made.video} if made.video else {}),
         }
-        uow.session.flush()
-        episode.media_asset_id = rendition.id
-        episode.original_asset_id = str(payload["asset_id"])
+        episode.media_asset_id = main.id
+        episode.original_asset_id = source_id
         episode.chapters = chapters_to_json(chapters)
         episode.last_error = None
         episode.updated_at = datetime.now(UTC)
@@ -195,7 +230,8 @@ def _finish(
             touch_feed(episode.show)
         job.status, job.stage, job.progress = JobStatus.SUCCEEDED.value, "done", 1.0
         job.error = job.error_code = None
-        job.result = {"rendition_asset_id": rendition.id, "storage_key": key}
+        job.result = {"rendition_asset_id": main.id, "storage_key": main.storage_key,
+                      "renditions": {kind: asset.id for kind, asset in assets.items()}}  # fmt: skip
         job.finished_at = job.updated_at = datetime.now(UTC)
         uow.commit()
     log.info("job.succeeded job_id=%s kind=media.process", job_id)

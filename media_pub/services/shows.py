@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from media_pub.db import repositories as repo
@@ -13,9 +14,11 @@ from media_pub.db.models import Show, User
 from media_pub.db.uow import UnitOfWork
 from media_pub.domain.keys import show_key
 from media_pub.domain.rules import Role, ShowType, validate_slug
-from media_pub.errors import Conflict, InvalidInput, TooLarge
+from media_pub.errors import Conflict, InvalidInput, InvalidMedia, TooLarge
 from media_pub.feeds.categories import validate_category
 from media_pub.media.artwork import inspect_artwork
+from media_pub.media.probe import probe_file
+from media_pub.media.process import MAX_CLIP_SECONDS
 from media_pub.services.auth import grant, require_role
 from media_pub.storage.base import Storage
 
@@ -40,6 +43,10 @@ SHOW_FIELDS = {
     "loudness_target_mono",
     "silence_threshold_db",
     "silence_min_seconds",
+    "level",
+    "max_silence",
+    "renditions",
+    "video_height",
 }
 _LANG = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -76,6 +83,13 @@ def _validate(fields: dict[str, Any], show: Show | None = None) -> None:
     for name in ("loudness_target", "loudness_target_mono"):
         if name in fields and not -31.0 <= float(fields[name]) <= -9.0:
             raise InvalidInput(f"{name} is between -31 and -9 LUFS", code="invalid-loudness-target")
+    if "renditions" in fields:
+        kinds = list(fields["renditions"] or [])
+        if not set(kinds) <= {"mp3", "aac", "opus"}:
+            raise InvalidInput("renditions are chosen from mp3, aac and opus", code="invalid-renditions")
+        fields["renditions"] = ["mp3"] + [k for k in ("aac", "opus") if k in kinds]
+    if "video_height" in fields and not 144 <= int(fields["video_height"]) <= 2160:
+        raise InvalidInput("video_height is between 144 and 2160", code="invalid-options")
     for link in fields.get("funding") or []:
         if not str(link.get("url", "")).startswith(("https://", "http://")):
             raise InvalidInput("funding links need an http(s) url", code="invalid-funding")
@@ -136,4 +150,41 @@ def set_artwork(uow: UnitOfWork, storage: Storage, user: User, slug: str, data: 
     storage.put_bytes(key, data, content_type=mime)
     show.artwork_key = key
     touch_feed(show)
+    return show
+
+
+def set_bumper(
+    uow: UnitOfWork,
+    storage: Storage,
+    user: User,
+    slug: str,
+    which: str,
+    path: Path | None,
+    *,
+    probe_timeout: float,
+    probe_memory_mb: int,
+) -> Show:
+    """Set (a probed audio file at `path`) or remove (None) the show's intro or outro clip.
+
+    Episodes processed from now on start or end with it, crossfaded, at their own loudness.
+    """
+    show = repo.show_by_slug(uow.session, slug)
+    require_role(uow, user, show)
+    if which not in ("intro", "outro"):
+        raise InvalidInput("a show has an intro and an outro", code="invalid-bumper")
+    key: str | None = None
+    if path is not None:
+        probe = probe_file(path, timeout=probe_timeout, memory_mb=probe_memory_mb)
+        if probe.kind != "audio" or not probe.sample_rate:
+            raise InvalidMedia(f"the {which} must be audio", code="clip-not-audio")
+        if probe.duration > MAX_CLIP_SECONDS:
+            raise InvalidInput(f"the {which} is longer than {MAX_CLIP_SECONDS:g} s", code="clip-too-long")
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(1024 * 1024):
+                digest.update(chunk)
+        key = show_key(show.id, f"{which}-{digest.hexdigest()[:16]}", probe.extension)
+        storage.put_file(key, path, content_type=probe.mime_type)
+    setattr(show, f"{which}_key", key)
+    show.updated_at = datetime.now(UTC)
     return show

@@ -175,6 +175,32 @@ def attach_upload(
     return create_job(uow, queue, "media.process", episode=episode, payload=payload)
 
 
+def reprocess(uow: UnitOfWork, queue: JobQueue, user: User, episode_id: str) -> Job:
+    """Queue processing of the episode's original again, with the show's current settings.
+
+    For rebuilding renditions after a show's target or renditions change. The same in and out points are
+    used; the chapters stay as they are. New renditions get new keys: published URLs keep their bytes.
+    """
+    episode = episode_for_upload(uow, user, episode_id)
+    original_id = episode.original_asset_id
+    if original_id is None:
+        latest = repo.latest_original(uow.session, episode.id)
+        if latest is None:
+            raise Conflict("the episode has no uploaded media to process", code="episode-no-media")
+        original_id = latest.id
+    media = repo.asset_by_id(uow.session, episode.media_asset_id) if episode.media_asset_id else None
+    done = media.processing if media is not None else {}
+    payload: dict[str, Any] = {
+        "asset_id": original_id,
+        "start": done.get("trim_start"),
+        "end": done.get("trim_end"),
+        "previous_status": episode.status,
+    }
+    if episode.status == EpisodeStatus.FAILED:
+        episode.status = EpisodeStatus.PROCESSING.value
+    return create_job(uow, queue, "media.process", episode=episode, payload=payload)
+
+
 def source_chapters(payload: dict[str, Any]) -> list[Chapter]:
     """Chapters read from the uploaded file, in the original's timeline."""
     return chapters_from_json(payload.get("source_chapters") or [])

@@ -97,6 +97,26 @@ def test_upload_process_publish_and_fetch(
     assert probe.duration == pytest.approx(15.0, abs=2.0), "the 40 s of silence should be gone"
     assert probe.tags.get("title") == "Pilot"
 
+    # The second rendition (AAC in M4A, on by default) is on target too, tagged, with its size and sha256.
+    kinds = {r["codec"]: r for r in ready["renditions"]}
+    assert set(kinds) == {"mp3", "aac"}
+    aac = kinds["aac"]
+    assert aac["mime_type"] == "audio/x-m4a"
+    fetched = _fetch_enclosure(client, aac["url"])
+    assert fetched.status_code == 200
+    assert len(fetched.content) == aac["byte_size"]
+    assert hashlib.sha256(fetched.content).hexdigest() == aac["sha256"]
+    with tempfile.TemporaryDirectory() as tmp:
+        m4a = Path(tmp) / "episode.m4a"
+        m4a.write_bytes(fetched.content)
+        aac_loudness = measure_loudness(m4a)
+        aac_probe = probe_file(m4a)
+    assert aac_loudness.integrated == pytest.approx(-16.0, abs=0.5)
+    assert aac_loudness.true_peak <= -1.0
+    assert aac["loudness_out"]["integrated"] == aac_loudness.integrated
+    assert aac_probe.tags.get("title") == "Pilot"
+    assert aac_probe.duration == pytest.approx(probe.duration, abs=0.1)
+
     # The original is kept byte for byte in storage.
     with backend.uow() as uow:
         from media_pub.db import repositories as repo

@@ -26,7 +26,15 @@ from media_pub.domain.rules import EpisodeStatus
 from media_pub.errors import InvalidInput, TooLarge
 from media_pub.services import episodes as svc
 from media_pub.services.media import episode_waveform
-from media_pub.services.uploads import CHUNK, Spool, Spooled, TrimRequest, attach_upload, episode_for_upload
+from media_pub.services.uploads import (
+    CHUNK,
+    Spool,
+    Spooled,
+    TrimRequest,
+    attach_upload,
+    episode_for_upload,
+    reprocess,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["episodes"])
 
@@ -38,9 +46,11 @@ def episode_read(uow: UnitOfWork, c: Container, episode: Episode) -> EpisodeRead
         a = repo.asset_by_id(uow.session, asset_id)
         return AssetRead.of(a, c.urls.media(a.storage_key) if public else None)
 
-    return EpisodeRead.of(
-        episode, asset(episode.media_asset_id, True), asset(episode.original_asset_id, False)
-    )
+    media = asset(episode.media_asset_id, True)
+    made = (media.processing.get("renditions") or {}) if media is not None else {}
+    renditions = [a for kind, asset_id in made.items() if kind != "poster" and (a := asset(asset_id, True))]
+    poster = asset(made["poster"], True) if "poster" in made else None
+    return EpisodeRead.of(episode, media, asset(episode.original_asset_id, False), renditions, poster)
 
 
 @router.post("/shows/{show}/episodes", status_code=status.HTTP_201_CREATED)
@@ -176,6 +186,17 @@ async def upload_media_form(
         return await _receive(c, user, episode_id, _file_chunks(file), TrimRequest(start, end))
     finally:
         await file.close()
+
+
+@router.post("/episodes/{episode_id}/reprocess", status_code=status.HTTP_202_ACCEPTED)
+def reprocess_episode(episode_id: str, uow: UowDep, user: UserDep, c: ContainerDep) -> JobRead:
+    """Process the episode's original again with the show's current settings (new target, renditions...).
+
+    Answers 202 with the job. Published URLs keep their bytes: the new renditions get new URLs.
+    """
+    job = reprocess(uow, c.queue, user, episode_id)
+    uow.commit()
+    return JobRead.of(job)
 
 
 @router.get("/episodes/{episode_id}/waveform", response_class=Response,

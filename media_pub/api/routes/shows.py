@@ -1,6 +1,9 @@
-"""Shows: create, list, read, edit."""
+"""Shows: create, list, read, edit; artwork, intro and outro."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
 
 from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -11,6 +14,9 @@ from media_pub.bootstrap import Container
 from media_pub.db.models import User
 from media_pub.errors import TooLarge
 from media_pub.services import shows as svc
+from media_pub.services.uploads import Spool
+
+MAX_CLIP_BYTES = 200 * 1024 * 1024  # an intro or outro of 120 s, even as uncompressed 96 kHz audio
 
 router = APIRouter(prefix="/api/v1/shows", tags=["shows"])
 
@@ -63,5 +69,42 @@ async def put_artwork(show: str, request: Request, user: UserDep, c: ContainerDe
 def _set_artwork(c: Container, user: User, show: str, data: bytes) -> ShowRead:
     with c.uow() as uow:
         found = svc.set_artwork(uow, c.storage, user, show, data)
+        uow.commit()
+        return ShowRead.of(found, c.urls.feed(found))
+
+
+@router.put(
+    "/{show}/{which}",
+    openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}},
+)
+async def put_bumper(
+    show: str, which: Literal["intro", "outro"], request: Request, user: UserDep, c: ContainerDep
+) -> ShowRead:
+    """Upload the show's intro or outro clip (audio, up to 120 s) as the raw body.
+
+    Episodes processed from now on start (or end) with it, crossfaded, at the episode's loudness.
+    """
+    with Spool(c.settings.data_dir / "tmp", MAX_CLIP_BYTES) as spool:
+        async for chunk in request.stream():
+            spool.write(chunk)
+    spooled = spool.finish()
+    try:
+        return await run_in_threadpool(_set_bumper, c, user, show, which, spooled.path)
+    finally:
+        spooled.path.unlink(missing_ok=True)
+
+
+@router.delete("/{show}/{which}")
+def delete_bumper(show: str, which: Literal["intro", "outro"], user: UserDep, c: ContainerDep) -> ShowRead:
+    """Remove the show's intro or outro: episodes processed from now on go without it."""
+    return _set_bumper(c, user, show, which, None)
+
+
+def _set_bumper(c: Container, user: User, show: str, which: str, path: Path | None) -> ShowRead:
+    with c.uow() as uow:
+        found = svc.set_bumper(
+            uow, c.storage, user, show, which, path,
+            probe_timeout=c.settings.probe_timeout_seconds, probe_memory_mb=c.settings.probe_memory_mb,
+        )  # fmt: skip
         uow.commit()
         return ShowRead.of(found, c.urls.feed(found))
