@@ -19,7 +19,7 @@ Usage:
     scripts/rebuild_renditions.py my-show --dry-run
 
 Environment:
-    MEDIA_PUB_URL       server base URL, for --url (else MEDIA_PUB_BASE_URL, else http://127.0.0.1:8000)
+    MEDIA_PUB_BASE_URL  server base URL, for --url (else http://127.0.0.1:8000), as for the CLI
     MEDIA_PUB_TOKEN     API token of an owner or editor of the show, for --token (never printed)
 
 Output: progress bars on stderr, the summary table on stdout; errors as `error: ...` lines on stderr.
@@ -251,10 +251,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait per episode")
     parser.add_argument(
         "--url",
-        default=os.environ.get("MEDIA_PUB_URL")
-        or os.environ.get("MEDIA_PUB_BASE_URL")
-        or "http://127.0.0.1:8000",
-        help="server base URL (default: MEDIA_PUB_URL)",
+        default=os.environ.get("MEDIA_PUB_BASE_URL") or "http://127.0.0.1:8000",
+        help="server base URL (default: MEDIA_PUB_BASE_URL, as for the CLI)",
     )
     parser.add_argument(
         "--token", default=os.environ.get("MEDIA_PUB_TOKEN"), help="API token (default: MEDIA_PUB_TOKEN)"

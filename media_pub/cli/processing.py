@@ -42,6 +42,8 @@ PRESET_KEYS = (
     "silence_min_seconds",
     "bitrate_kbps",
     "channels",
+    "level",
+    "max_silence",
 )
 MAX_JOBS = 32
 
@@ -67,10 +69,12 @@ def _check_value(key: str, value: Any, where: str = "") -> Any:
         return _number(key, value, -90.0, -10.0, where)
     if key == "silence_min_seconds":
         return _number(key, value, 0.0, 60.0, where)
-    if key == "trim_silence":
+    if key in ("trim_silence", "level"):
         if not isinstance(value, bool):
-            raise InvalidInput(f"{where}trim_silence must be true or false", code="invalid-options")
+            raise InvalidInput(f"{where}{key} must be true or false", code="invalid-options")
         return value
+    if key == "max_silence":
+        return _number(key, value, 0.2, 60.0, where)
     if key == "bitrate_kbps":
         if isinstance(value, bool) or not isinstance(value, int) or value not in MP3_BITRATES:
             allowed = ", ".join(map(str, MP3_BITRATES))
@@ -316,6 +320,13 @@ def process(
     bitrate: Annotated[
         int | None, typer.Option(help="MP3 bitrate, kbit/s (default 64 mono, 128 stereo)")
     ] = None,
+    level: Annotated[
+        bool | None,
+        typer.Option("--level/--no-level", help="Level quiet and loud speakers (default: level)"),
+    ] = None,
+    max_silence: Annotated[
+        float | None, typer.Option(help="Shorten inner silences to this many seconds (default: keep)")
+    ] = None,
     title: Annotated[
         str | None, typer.Option(help="ID3 title, one file only (default: the input's name)")
     ] = None,
@@ -326,7 +337,14 @@ def process(
     """
     options = build_options(
         preset,
-        {"target_lufs": target, "true_peak_db": true_peak, "trim_silence": trim, "bitrate_kbps": bitrate},
+        {
+            "target_lufs": target,
+            "true_peak_db": true_peak,
+            "trim_silence": trim,
+            "bitrate_kbps": bitrate,
+            "level": level,
+            "max_silence": max_silence,
+        },
         start,
         end,
     )

@@ -100,7 +100,9 @@ def test_one_bad_file_does_not_stop_the_batch(tmp_path: Path) -> None:
 def test_preset_and_flags_over_it(tmp_path: Path) -> None:
     src = write_speech_like(tmp_path / "talk.wav", 2.5, lufs=-26)
     preset = tmp_path / "quiet.toml"
-    preset.write_text("target_lufs = -19\nbitrate_kbps = 96\ntrim_silence = false\n")
+    preset.write_text(
+        "target_lufs = -19\nbitrate_kbps = 96\ntrim_silence = false\nlevel = false\nmax_silence = 1.5\n"
+    )
 
     from_preset = runner.invoke(
         app, ["process", str(src), "-o", str(tmp_path / "a"), "--preset", str(preset)]
@@ -126,6 +128,8 @@ def test_preset_and_flags_over_it(tmp_path: Path) -> None:
         ('target_lufs = "loud"\n', "target_lufs must be a number"),
         ("bitrate_kbps = 100\n", "bitrate_kbps must be one of"),
         ("channels = 3\n", "channels must be 1 or 2"),
+        ('level = "yes"\n', "level must be true or false"),
+        ("max_silence = 0.1\n", "max_silence must be between 0.2 and 60"),
         ("target_lufs = \n", "not valid TOML"),
         (None, "does not exist"),
     ],

@@ -81,7 +81,7 @@ def producer(
     headers = new_user(container, "producer")
     assert client.post("/api/v1/shows", json=SHOW, headers=headers).status_code == 201
     token = headers["Authorization"].split()[1]
-    return headers, {"MEDIA_PUB_URL": live_server, "MEDIA_PUB_TOKEN": token}
+    return headers, {"MEDIA_PUB_BASE_URL": live_server, "MEDIA_PUB_TOKEN": token}
 
 
 REBUILD = str(SCRIPTS / "rebuild_renditions.py")
@@ -94,6 +94,9 @@ def test_rebuild_renditions_moves_a_show_to_a_new_target(
     wav = write_speech_like(tmp_path / "pilot.wav", 5.0, lufs=-26, seed=4)
     pilot = _episode_with_media(client, headers, "Pilot", wav)
     before = pilot["media"]
+    second = _episode_with_media(
+        client, headers, "Second", write_speech_like(tmp_path / "2.wav", 3.0, seed=6)
+    )
     client.post("/api/v1/shows/test-show/episodes", json={"title": "Still a draft"}, headers=headers)
     assert before["loudness_out"]["integrated"] == pytest.approx(-16, abs=0.5)
 
@@ -103,10 +106,12 @@ def test_rebuild_renditions_moves_a_show_to_a_new_target(
     assert "would change loudness_target: -16.0 -> -19.0" in dry.stderr
     assert client.get("/api/v1/shows/test-show", headers=headers).json()["loudness_target"] == -16
 
-    done = _run([sys.executable, REBUILD, "test-show", "--target", "-19"], tmp_path, **env)
+    done = _run([sys.executable, REBUILD, "test-show", "--target", "-19", "-j", "2"], tmp_path, **env)
     assert done.returncode == 0, done.stderr
+    assert "reprocessed 2 episode(s)" in done.stdout
     assert "Pilot" in done.stdout
-    assert "succeeded" in done.stdout
+    assert "Second" in done.stdout
+    assert done.stdout.count("succeeded") == 2
     assert "-> -19." in done.stdout or "-> -18." in done.stdout
     assert "skipped (no media): Still a draft" in done.stderr
     token = env["MEDIA_PUB_TOKEN"]
@@ -114,6 +119,8 @@ def test_rebuild_renditions_moves_a_show_to_a_new_target(
     after = client.get(f"/api/v1/episodes/{pilot['id']}", headers=headers).json()["media"]
     assert after["loudness_out"]["integrated"] == pytest.approx(-19, abs=0.5)
     assert after["id"] != before["id"]  # a new object: the old URL keeps its bytes
+    second_after = client.get(f"/api/v1/episodes/{second['id']}", headers=headers).json()["media"]
+    assert second_after["loudness_out"]["integrated"] == pytest.approx(-19, abs=0.5)
     assert client.get("/api/v1/shows/test-show", headers=headers).json()["loudness_target"] == -19
 
 
@@ -137,7 +144,6 @@ def test_rebuild_renditions_names_what_failed(
     with container.uow() as uow:  # the original vanished from storage: its job must fail
         container.storage.delete(repo.asset_by_id(uow.session, lost["original"]["id"]).storage_key)
     failed = _run([sys.executable, REBUILD, "test-show", "--renditions", "mp3,opus"], tmp_path, **env)
-    print("STDOUT", failed.stdout, "STDERR", failed.stderr)
     assert failed.returncode == 1
     assert "failed" in failed.stdout
     errors = [line for line in failed.stderr.splitlines() if line.startswith("error: ")]
