@@ -11,7 +11,7 @@ from pathlib import Path
 
 from media_pub.domain.values import Loudness
 from media_pub.media.process import ProcessOptions, ProcessResult, Progress, process_audio
-from media_pub.media.video import VideoOptions
+from media_pub.media.video import VideoOptions, process_video
 
 
 @dataclass
@@ -59,7 +59,7 @@ def make_media(
     options: ProcessOptions,
     kinds: list[str],
     video: VideoOptions | None,
-    progress: Progress,
+    progress: Progress | None = None,
 ) -> Made:
     """The media step, run in an isolated child: the renditions of one original, in `work`."""
     paths = {kind: work / f"rendition.{_AUDIO[kind][2]}" for kind in kinds}
@@ -80,12 +80,11 @@ def make_media(
             lead=result.lead,
         )  # fmt: skip
 
-    from media_pub.media.video import process_video  # TODO: top-level once it lands
-
     mp4 = work / "rendition.mp4"
     made = process_video(src, mp4, paths["mp3"], replace(options, max_silence=None), video, progress)
+    loudness = made.audio.extra.get("aac") if made.audio is not None else None
     outputs = [
-        Output("video", mp4, "video/mp4", made.video_codec, "video", None, made.duration, made.width,
+        Output("video", mp4, "video/mp4", made.video_codec, "video", loudness, made.duration, made.width,
                 made.height)
     ]  # fmt: skip
     if made.audio is not None:

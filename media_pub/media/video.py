@@ -15,8 +15,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -44,16 +44,8 @@ POSTER_MIN_LUMA = 40.0  # mean luma (0-255, full range) under which a frame is t
 POSTER_MIN_SPREAD = 12.0  # luma standard deviation under which a frame is flat (a fade, a plain card)
 JPEG_QUALITY = 3  # mjpeg qscale: 2 (best) to 31
 X264_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-)
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+)  # fmt: skip
 REPORT_EVERY = 0.5  # seconds between progress calls within a stage
 REORDER_LOOKAHEAD = 16  # packets past the out point searched for pictures shown before it
 
@@ -64,9 +56,7 @@ class VideoOptions:
 
     height: int = 720  # the p of 720p: the short side of a transcode (its height when landscape); no upscale
     frame_accurate: bool = False  # re-encode so the cuts fall exactly on the chosen times
-    poster_at: float | None = (
-        None  # seconds into the output; None picks a frame that is neither dark nor flat
-    )
+    poster_at: float | None = None  # seconds into the output; None: a picture neither dark nor flat
     crf: int = 23
     preset: str = "veryfast"
 
@@ -99,6 +89,7 @@ class _Source:
     rotation: int  # degrees clockwise a player turns the picture
     rate: Fraction | None
     start: float  # container time of the first video frame
+    duration: float  # of the video stream, or the file; 0 when unknown
     origin: float  # container time of the input timeline's zero (the first audio sample, if any)
     audio: bool
 
@@ -133,15 +124,20 @@ def _seconds(value: int | None, time_base: Fraction) -> float | None:
     return None if value is None else float(value * time_base)
 
 
-def keyframe_times(src: Path) -> list[float]:
+def keyframe_times(src: Path, progress: Callable[[float], None] | None = None) -> list[float]:
     """Presentation times (seconds, container timeline) of the video's keyframes, from demuxing only."""
+    src = Path(src)
+    size = max(1, src.stat().st_size)
+    times: list[float] = []
     try:
-        with open_input(Path(src)) as container:
+        with open_input(src) as container:
             stream = _need_video(container)
             tb = _tb(stream)
-            times = [
-                float(p.pts * tb) for p in container.demux(stream) if p.is_keyframe and p.pts is not None
-            ]
+            for packet in container.demux(stream):
+                if packet.is_keyframe and packet.pts is not None:
+                    times.append(float(packet.pts * tb))
+                if progress is not None and packet.pos is not None:
+                    progress(packet.pos / size)
     except av.error.FFmpegError as error:
         raise _unreadable(error) from None
     return sorted(set(times))
@@ -151,9 +147,8 @@ def can_copy(src: Path) -> bool:
     """Whether the video is H.264 or H.265 in a pixel format apps play, so MP4 can hold it as it is."""
     try:
         with open_input(Path(src)) as container:
-            stream = _need_video(container)
-            ctx = stream.codec_context
-            return ctx.name in COPY_FORMATS and (ctx.pix_fmt or "") in COPY_FORMATS[ctx.name]
+            ctx = _need_video(container).codec_context
+            return (ctx.pix_fmt or "") in COPY_FORMATS.get(ctx.name, ())
     except av.error.FFmpegError as error:
         raise _unreadable(error) from None
 
@@ -180,7 +175,7 @@ def _demux_from(container: InputContainer, stream: VideoStream, at: float) -> It
     tb = _tb(stream)
     if at > (_seconds(stream.start_time, tb) or 0.0):
         try:
-            container.seek(max(0, math.floor(at / tb)), stream=stream, backward=True)
+            container.seek(max(0, math.floor(at / tb + 1e-6)), stream=stream, backward=True)
             sought = True
         except av.error.FFmpegError:
             sought = False
@@ -190,13 +185,15 @@ def _demux_from(container: InputContainer, stream: VideoStream, at: float) -> It
                 if not found:
                     if packet.size == 0 or not packet.is_keyframe or packet.pts is None:
                         continue
-                    if packet.pts * tb > at:
+                    if packet.pts * tb > at + 1e-6:
                         break  # the seek overshot (a container without an index): read from the start
                     found = True
                 yield packet
             if found:
                 return
-    container.seek(0)
+    # A file that cannot seek is read from where it is: its start, when freshly opened.
+    with suppress(av.error.FFmpegError):
+        container.seek(0)
     yield from container.demux(stream)
 
 
@@ -219,6 +216,8 @@ def _inspect(src: Path) -> _Source:
         audio_time: float | None = None
         wanted = [stream] if audio is None else [stream, audio]
         for packet in container.demux(wanted):
+            if packet.stream is stream and video_frame is not None:
+                continue
             try:
                 frames = packet.decode()
             except (av.error.InvalidDataError, av.error.UndefinedError, ValueError):
@@ -249,6 +248,7 @@ def _inspect(src: Path) -> _Source:
             rotation=round(-(video_frame.rotation or 0) / 90) % 4 * 90,
             rate=Fraction(stream.average_rate) if stream.average_rate else None,
             start=start,
+            duration=_seconds(stream.duration, tb) or float(container.duration or 0) / 1e6,
             origin=audio_time if audio_time is not None else start,
             audio=audio is not None,
         )
@@ -318,30 +318,27 @@ class _Region:
 
     It is shown (first, stop) in seconds of the input timeline and answers the region the audio should
     cover: when copying, the start snaps back to the keyframe at or before it and the stop moves to where
-    the last video frame that must be kept ends, so audio and video start and end together.
+    the last video frame the copy must keep ends, so audio and video start and end together.
     """
 
     def __init__(self, src: Path, source: _Source, keyframes: list[float] | None) -> None:
         self.src, self.source, self.keyframes = src, source, keyframes
         self.video_start = 0.0  # container time where the video of the output starts
-        self.cut = math.inf  # container time before which video is kept (copy: by decode time)
-        self.first = 0.0  # what was asked, input timeline
-        self.answer: tuple[float, float] = (0.0, math.inf)
+        self.cut = math.inf  # container time: video shown from it on is not wanted
 
     def __call__(self, first: float, stop: float) -> tuple[float, float]:
         origin = self.source.origin
-        self.first, self.cut = first, stop + origin
+        self.cut = stop + origin
         if self.keyframes is None:  # a transcode cuts anywhere
             self.video_start = first + origin
-            self.answer = (first, stop)
-            return self.answer
+            return first, stop
         keys = self.keyframes
         at = bisect.bisect_right(keys, first + origin + 1e-6) - 1
         self.video_start = keys[max(at, 0)]
         last = max(self.video_start, keys[max(bisect.bisect_left(keys, self.cut) - 1, 0)])
         end = _copy_end(self.src, self.source, last, self.cut)
-        self.answer = (min(first, self.video_start - origin), stop if end is None else end - origin)
-        return self.answer
+        # Only ever widened: audio past the end of the video (or before its first keyframe) is kept too.
+        return min(first, self.video_start - origin), max(stop, stop if end is None else end - origin)
 
 
 class _Dts:
@@ -500,15 +497,16 @@ def _write_mp4(
     part: Path,
     region: _Region,
     audio: tuple[Path, float] | None,
+    zero: float,
     copy: bool,
     options: VideoOptions,
     report: _Reporter,
 ) -> _Written:
     """Mux the region's video (copied or transcoded) with the AAC audio at `audio` = (m4a, its container
-    start time in the input), interleaved by decode time, into a faststart MP4."""
+    start time in the input), interleaved by decode time, into a faststart MP4 that starts at container
+    time `zero`."""
     source = region.source
     video_start = region.video_start
-    zero = video_start if audio is None else min(video_start, audio[1])
     stage = "remux" if copy else "transcode"
     with ExitStack() as stack:
         container = stack.enter_context(open_input(src))
@@ -516,11 +514,9 @@ def _write_mp4(
         assert isinstance(stream, VideoStream)
         out = stack.enter_context(av.open(str(part), "w", format="mp4", options={"movflags": "+faststart"}))
         if copy:
-            ostream = out.add_stream_from_template(stream)
+            ostream = out.add_stream_from_template(stream)  # with its display matrix (rotation, flips)
             ostream.codec_context.codec_tag = "hvc1" if source.codec == "hevc" else "avc1"
             ostream.time_base = stream.time_base
-            if source.rotation:
-                ostream.set_display_rotation(-source.rotation)
             width, height, codec = source.width, source.height, source.codec
             shift = round(zero / _tb(stream))
             video = _timed(_copy_packets(container, stream, video_start, region.cut), ostream, shift)
@@ -586,8 +582,8 @@ def process_video(
 ) -> VideoResult:
     """Write the MP4 (video copied or H.264, AAC on target), the MP3 (if the video has audio) and a poster.
 
-    Both outputs are written atomically; `src` is only read. Inner silences are never shortened here
-    (`max_silence` is ignored): the picture would jump.
+    Both outputs are written atomically; `src` is only read. The audio keeps the picture's timeline, so
+    `max_silence`, `intro` and `outro` of `audio_options` are ignored (the MP3 has none of them either).
 
     Raises:
         InvalidInput: bad options, or in/out points outside the video (invalid-trim).
@@ -605,23 +601,29 @@ def process_video(
         report("scan", 0.0)
         source = _inspect(src)
         copy = not options.frame_accurate and source.pix_fmt in COPY_FORMATS.get(source.codec, ())
-        region = _Region(src, source, keyframe_times(src) if copy else None)
+        keyframes = keyframe_times(src, lambda f: report("scan", f)) if copy else None
+        region = _Region(src, source, keyframes)
         result: ProcessResult | None = None
         m4a = work / "audio.m4a"
         if source.audio:
+            same_timeline = dataclasses.replace(audio_options, max_silence=None, intro=None, outro=None)
             try:
-                result = process_audio(
-                    src, dst_mp3, dataclasses.replace(audio_options, max_silence=None), progress,
-                    aac=m4a, snap=region,
-                )  # fmt: skip
+                result = process_audio(src, dst_mp3, same_timeline, progress, aac=m4a, snap=region)
             except InvalidMedia as error:
                 if error.code != "media-silent":
                     raise
                 # A silent track (a screen recording with the microphone off) is no audio, not an error.
         if result is None:
-            region(audio_options.start or 0.0, math.inf if audio_options.end is None else audio_options.end)
+            start = audio_options.start or 0.0
+            if source.duration and start >= source.duration:
+                raise InvalidInput(
+                    f"the in point {start:.3f} s is past the end of the video ({source.duration:.3f} s)",
+                    code="invalid-trim",
+                )
+            region(start, math.inf if audio_options.end is None else audio_options.end)
         audio = None if result is None else (m4a, result.offset + source.origin)
-        written = _write_mp4(src, part, region, audio, copy, options, report)
+        zero = region.video_start if audio is None else min(region.video_start, audio[1])
+        written = _write_mp4(src, part, region, audio, zero, copy, options, report)
         report("poster", 0.0)
         poster = poster_frame(part, options.poster_at)
         report("poster", 1.0)
@@ -631,7 +633,6 @@ def process_video(
     finally:
         part.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
-    offset = region.video_start if result is None else min(region.video_start, audio[1]) if audio else 0.0
     return VideoResult(
         audio=result,
         copied=copy,
@@ -640,7 +641,7 @@ def process_video(
         duration=written.duration,
         video_codec=written.codec,
         poster=poster,
-        offset=round(max(0.0, offset - source.origin), 3),
+        offset=round(max(0.0, zero - source.origin), 3),
     )
 
 

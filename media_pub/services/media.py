@@ -27,12 +27,12 @@ class MediaLocation:
 
 
 def locate_public_media(uow: UnitOfWork, storage: Storage, key: str) -> MediaLocation:
-    """Renditions of published episodes and show artwork are public; anything else is 404."""
+    """Renditions and posters of published episodes and show artwork are public; anything else is 404."""
     missing = NotFound("no such media", code="media-not-found")
     asset = repo.asset_by_key(uow.session, key)
     if asset is not None:
         episode = repo.episode_by_id(uow.session, asset.episode_id)
-        if asset.role != "rendition" or episode.status != "published":
+        if asset.role not in ("rendition", "poster") or episode.status != "published":
             raise missing
         content_type, size = asset.mime_type, asset.byte_size
         filename = f"{episode.show.slug}-{episode.id[:8]}.{key.rsplit('.', 1)[-1]}"
