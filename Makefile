@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check bench clean install
+.PHONY: run test check bench bench-full clean install
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -25,7 +25,10 @@ check: $(STAMP)
 	$(BIN)/ruff format --check media_pub tests scripts benchmarks
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/process_audio.py --minutes 5 30 60
+	$(BIN)/python benchmarks/processing.py --audio-minutes 30 --video-minutes 10 --keep data/bench
+
+bench-full: $(STAMP)
+	$(BIN)/python benchmarks/processing.py --keep data/bench
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
