@@ -271,12 +271,13 @@ def summary_table(outcomes: list[Outcome]) -> Table:
     longest = max((len(o.src.name) for o in outcomes), default=4)
     table.add_column("file", overflow="fold", min_width=min(longest, 32))
     table.add_column("status", no_wrap=True)
-    for column in ("in LUFS", "out LUFS", "out dBTP", "in s", "out s", "took s"):
+    columns = ("in LUFS", "out LUFS", "out dBTP", "in s", "out s", "took s", "in LRA", "out LRA")
+    for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
     for o in outcomes:
         r = o.result
         if r is None:
-            table.add_row(o.src.name, "failed", "-", "-", "-", "-", "-", f"{o.seconds:.1f}")
+            table.add_row(o.src.name, "failed", "-", "-", "-", "-", "-", f"{o.seconds:.1f}", "-", "-")
             continue
         table.add_row(
             o.src.name,
@@ -287,6 +288,8 @@ def summary_table(outcomes: list[Outcome]) -> Table:
             f"{r.duration_in:.2f}",
             f"{r.duration_out:.2f}",
             f"{o.seconds:.1f}",
+            f"{r.loudness_in.lra:.1f}",
+            f"{r.loudness_out.lra:.1f}",
         )
     return table
 
@@ -361,7 +364,9 @@ def process(
     pairs = plan_outputs(collect_inputs(paths), output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     outcomes = run_batch(pairs, options, jobs, timeout)
-    Console().print(summary_table(outcomes))
+    terminal = Console()
+    # Piped into a file or another program the table keeps its rows whole rather than fold at 80 columns.
+    Console(width=terminal.width if terminal.is_terminal else 140).print(summary_table(outcomes))
     failed = [o for o in outcomes if o.error is not None]
     for o in failed:
         typer.echo(f"error: {o.src}: {o.error}", err=True)

@@ -85,7 +85,11 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
         options = _options(show, original.channels, payload.get("start"), payload.get("end"))
         kinds = list(show.renditions or ["mp3"])
         video = (
-            VideoOptions(height=show.video_height, frame_accurate=bool(payload.get("frame_accurate")))
+            VideoOptions(
+                height=show.video_height,
+                frame_accurate=bool(payload.get("frame_accurate")),
+                poster_at=payload.get("poster_at"),
+            )
             if original.kind == "video"
             else None
         )
@@ -213,6 +217,8 @@ def _finish(
             "duration_in": audio.duration_in if audio else None,
             "trim_start": payload.get("start"),
             "trim_end": payload.get("end"),
+            "frame_accurate": payload.get("frame_accurate"),
+            "poster_at": payload.get("poster_at"),
             "channels_in": channels_in,
             "leveled": made.leveled,
             "renditions": {kind: asset.id for kind, asset in assets.items()},

@@ -83,6 +83,8 @@ class Spool:
 class TrimRequest:
     start: str | float | None = None
     end: str | float | None = None
+    frame_accurate: bool = False  # video: re-encode so the cuts fall exactly on the points
+    poster_at: str | float | None = None  # video: the poster frame's time in the output (else automatic)
 
     def seconds(self, duration: float) -> tuple[float | None, float | None]:
         """In and out points in seconds, checked against the decoded duration."""
@@ -136,6 +138,7 @@ def attach_upload(
         if probe.sample_rate is None and probe.kind == "audio":
             raise InvalidMedia("the file has no audio stream", code="media-no-audio")
         start, end = trim.seconds(probe.duration)
+        poster_at = None if trim.poster_at in (None, "") else parse_timestamp(trim.poster_at)  # type: ignore[arg-type]
         key = asset_key(episode.show_id, episode.id, f"original-{spooled.sha256[:16]}", probe.extension)
         # Object first, row second: the database never points at a missing object.
         storage.put_file(key, spooled.path, content_type=probe.mime_type)
@@ -164,6 +167,10 @@ def attach_upload(
         uow.session.flush()
     _fill_from_tags(episode, probe)
     payload: dict[str, Any] = {"asset_id": asset.id, "start": start, "end": end}
+    if probe.kind == "video":
+        payload["frame_accurate"] = trim.frame_accurate
+        if poster_at is not None:
+            payload["poster_at"] = poster_at
     if not episode.chapters and probe.chapters:
         payload["source_chapters"] = chapters_to_json(list(probe.chapters))
     if probe.artwork and probe.artwork_mime in ("image/jpeg", "image/png"):
@@ -195,6 +202,7 @@ def reprocess(uow: UnitOfWork, queue: JobQueue, user: User, episode_id: str) -> 
         "start": done.get("trim_start"),
         "end": done.get("trim_end"),
         "previous_status": episode.status,
+        **{k: done[k] for k in ("frame_accurate", "poster_at") if done.get(k) is not None},
     }
     if episode.status == EpisodeStatus.FAILED:
         episode.status = EpisodeStatus.PROCESSING.value

@@ -60,7 +60,9 @@ def test_folder_in_parallel(tmp_path: Path) -> None:
         assert src.read_bytes() == before[src]
         row = _table_row(result.stdout, src.name)
         assert row[1] == "ok"
-        in_lufs, out_lufs, out_tp, dur_in, dur_out, took = map(float, row[2:8])
+        in_lufs, out_lufs, out_tp, dur_in, dur_out, took, lra_in, lra_out = map(float, row[2:10])
+        assert lra_in >= 0
+        assert lra_out >= 0
         assert in_lufs < -20
         assert out_lufs == pytest.approx(-16, abs=1.0)
         assert out_tp <= -1.0

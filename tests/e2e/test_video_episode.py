@@ -68,3 +68,29 @@ def test_video_episode_gets_video_audio_and_poster(
     assert not feed.bozo
     assert feed.entries[0].enclosures[0]["type"] == "video/mp4"
     assert int(feed.entries[0].enclosures[0]["length"]) == media["byte_size"]
+
+
+def test_frame_accurate_cut_and_chosen_poster(
+    client: TestClient, host: dict[str, str], tmp_path: Path
+) -> None:
+    speech = write_speech_like(tmp_path / "speech.wav", 6.0, lufs=-24.0, seed=32)
+    video = _write(tmp_path / "vlog.mp4", audio=speech, seconds=6.0)
+    client.post("/api/v1/shows", json=SHOW, headers=host)
+    episode = client.post("/api/v1/shows/test-show/episodes", json={"title": "Cut"}, headers=host).json()
+    url = f"/api/v1/episodes/{episode['id']}/media"
+    bad = client.put(f"{url}?poster_at=soon", content=video.read_bytes(), headers=host)
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "invalid-timestamp"
+    job = client.put(
+        f"{url}?start=1.52&end=4.52&frame_accurate=true&poster_at=00:00:01.000",
+        content=video.read_bytes(),
+        headers=host,
+    )
+    assert job.status_code == 202, job.text
+    assert wait_job(client, job.json(), host)["status"] == "succeeded"
+    media = client.get(f"/api/v1/episodes/{episode['id']}", headers=host).json()["media"]
+    assert media["processing"]["video"]["copied"] is False, "frame-exact cuts need a re-encode"
+    assert media["processing"]["offset"] == pytest.approx(1.52, abs=0.03)
+    assert media["duration"] == pytest.approx(3.0, abs=0.1)
+    assert media["processing"]["poster_at"] == 1.0
+    assert media["processing"]["frame_accurate"] is True

@@ -150,6 +150,12 @@ async def _file_chunks(file: UploadFile) -> AsyncIterator[bytes]:
 
 TrimQuery = Annotated[str | None, Query(description="In point: seconds or HH:MM:SS.mmm")]
 EndQuery = Annotated[str | None, Query(description="Out point: seconds or HH:MM:SS.mmm")]
+FrameQuery = Annotated[
+    bool, Query(description="Video: re-encode so the cuts are frame-exact (else keyframe-accurate, copied)")
+]
+PosterQuery = Annotated[
+    str | None, Query(description="Video: the poster frame's time in the output (default: automatic)")
+]
 
 
 @router.put(
@@ -164,10 +170,13 @@ async def upload_media(
     c: ContainerDep,
     start: TrimQuery = None,
     end: EndQuery = None,
+    frame_accurate: FrameQuery = False,
+    poster_at: PosterQuery = None,
 ) -> JobRead:
     """Upload the episode's audio or video as the raw request body. Answers 202 with the processing job."""
     await run_in_threadpool(_check_upload, c, user, episode_id, request)
-    return await _receive(c, user, episode_id, request.stream(), TrimRequest(start, end))
+    trim = TrimRequest(start, end, frame_accurate, poster_at)
+    return await _receive(c, user, episode_id, request.stream(), trim)
 
 
 @router.post("/episodes/{episode_id}/media", status_code=status.HTTP_202_ACCEPTED)
@@ -179,11 +188,14 @@ async def upload_media_form(
     file: Annotated[UploadFile, File(description="The audio or video file")],
     start: Annotated[str | None, Form()] = None,
     end: Annotated[str | None, Form()] = None,
+    frame_accurate: Annotated[bool, Form()] = False,
+    poster_at: Annotated[str | None, Form()] = None,
 ) -> JobRead:
     """Upload media as a multipart form (for browsers). Answers 202 with the processing job."""
     await run_in_threadpool(_check_upload, c, user, episode_id, request)
     try:
-        return await _receive(c, user, episode_id, _file_chunks(file), TrimRequest(start, end))
+        trim = TrimRequest(start, end, frame_accurate, poster_at)
+        return await _receive(c, user, episode_id, _file_chunks(file), trim)
     finally:
         await file.close()
 
