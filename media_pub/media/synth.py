@@ -181,7 +181,7 @@ def write_speech_like(
         raise ValueError(f"unsupported synth format {fmt!r}; use one of {sorted(_FORMATS)}")
     if channels not in _LAYOUTS:
         raise ValueError("channels must be 1, 2 or 6")
-    codec, container_format, bit_rate = _FORMATS[fmt]
+    codec, _, bit_rate = _FORMATS[fmt]
     if codec == "libopus":
         sample_rate = 48000  # the only rate Opus takes at full band
     layout = _LAYOUTS[channels]
@@ -202,22 +202,8 @@ def write_speech_like(
         for first in range(0, total, step):
             yield np.zeros((channels, min(step, total - first)), dtype=np.float32)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=sample_rate, options=_ENCODER_OPTIONS.get(codec))
-        stream.codec_context.layout = layout
-        if bit_rate:
-            stream.codec_context.bit_rate = bit_rate // 2 if channels == 1 else bit_rate
-        position = 0
-        for block in blocks():
-            frame = AudioFrame.from_ndarray(np.ascontiguousarray(block), format="fltp", layout=layout)
-            frame.sample_rate, frame.pts, frame.time_base = sample_rate, position, Fraction(1, sample_rate)
-            position += block.shape[1]
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    rate_bits = bit_rate // 2 if bit_rate and channels == 1 else bit_rate
+    return _write_blocks(path, sample_rate, layout, blocks(), fmt, bit_rate=rate_bits)
 
 
 def silence_seconds(path: Path, seconds: float, *, sample_rate: int = 48000, channels: int = 2) -> Path:
@@ -337,9 +323,18 @@ def _block_format(path: Path, fmt: str | None) -> str:
     return fmt
 
 
-def _write_blocks(path: Path, rate: int, layout: str, blocks: Iterator[np.ndarray], fmt: str) -> Path:
+def _write_blocks(
+    path: Path,
+    rate: int,
+    layout: str,
+    blocks: Iterator[np.ndarray],
+    fmt: str,
+    *,
+    bit_rate: int | None = None,
+) -> Path:
     """Encode (channels, samples) float32 blocks into `path`, one frame per block."""
-    codec, container_format, bit_rate = _FORMATS[fmt]
+    codec, container_format, default_bit_rate = _FORMATS[fmt]
+    bit_rate = bit_rate or default_bit_rate
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w", format=container_format) as container:
         stream = container.add_stream(codec, rate=rate, options=_ENCODER_OPTIONS.get(codec))

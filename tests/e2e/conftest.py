@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -56,3 +59,27 @@ def wait_job(client: TestClient, job: dict, headers: dict[str, str], timeout: fl
         assert response.status_code == 200, response.text
         job = response.json()
     return job
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(container: Container) -> Iterator[str]:
+    """The API on a real uvicorn server on a loopback port, in a thread (jobs run in this process)."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(container), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from media_pub.api.app import create_app
 from media_pub.bootstrap import Container
 from media_pub.cli import app as cli_app
 from media_pub.domain.values import Chapter
@@ -58,30 +52,6 @@ def test_multipart_upload_reads_tags_and_shifts_chapters(
     assert starts[1] == pytest.approx(8.0 - 4.75, abs=0.3)
     offset = ready["media"]["processing"]["offset"]
     assert starts[2] == pytest.approx(14.0 - offset, abs=0.01)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def live_server(container: Container) -> Iterator[str]:
-    """The API on a real uvicorn server on a loopback port, in a thread."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(container), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def test_cli_episode_upload_against_a_server(

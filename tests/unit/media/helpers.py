@@ -119,3 +119,25 @@ def returns_unpicklable() -> object:
 
 def returns_a_function() -> object:
     return os.system  # pickled by reference: a taken-over child could make the parent call it
+
+
+def _layout(channels: int) -> str:
+    return {1: "mono", 2: "stereo", 6: "5.1"}[channels]
+
+
+def write_pcm(path: Path, samples: np.ndarray, rate: int, codec: str = "pcm_s16le", fmt: str = "wav") -> Path:
+    """Write float samples (channels, n), full scale 1.0, as PCM (or FLAC) with PyAV."""
+    layout = _layout(samples.shape[0])
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.codec_context.layout = layout
+        step = rate  # one second per frame
+        for first in range(0, samples.shape[1], step):
+            block = np.ascontiguousarray(samples[:, first : first + step], dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = rate, first, Fraction(1, rate)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -15,25 +14,13 @@ from media_pub.media.loudness import measure_file, measure_loudness
 from media_pub.media.probe import probe_file
 from media_pub.media.process import ProcessOptions, level_curve, process_audio
 from media_pub.media.synth import _mono_chunks
+from tests.unit.media.helpers import write_pcm
 
 RATE = 48000
 
 
 def _write(path: Path, mono: np.ndarray, rate: int = RATE) -> Path:
-    stereo = np.vstack([mono, mono]).astype(np.float32)
-    with av.open(str(path), "w", format="wav") as container:
-        stream = container.add_stream("pcm_s16le", rate=rate)
-        stream.codec_context.layout = "stereo"
-        for first in range(0, stereo.shape[1], rate):
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(stereo[:, first : first + rate]), format="fltp", layout="stereo"
-            )
-            frame.sample_rate, frame.pts, frame.time_base = rate, first, Fraction(1, rate)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    return write_pcm(path, np.vstack([mono, mono]).astype(np.float32), rate)
 
 
 def _speech(seconds: int, seed: int) -> np.ndarray:
