@@ -163,3 +163,29 @@ def test_a_long_or_silent_intro_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidMedia) as caught:
         process_audio(episode, tmp_path / "x.mp3", ProcessOptions(intro=silent))
     assert caught.value.code == "clip-silent"
+
+
+def test_a_rendition_that_misses_is_encoded_again(
+    two_speakers: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: AAC comes out 1 dB hot (every time) and the first encode has no limiter, so it
+    misses both loudness and true peak; one more encode, shifted and with more headroom, lands."""
+    import media_pub.media.process as process
+
+    made: list[float] = []
+    real = process._AvWriter.__init__
+
+    def hot_first(self: object, path: Path, codec: str, channels: int, kbps: int, rate: int,
+                  gain_db: float, ceiling_db: float) -> None:  # fmt: skip
+        made.append(gain_db)
+        if len(made) == 1:
+            ceiling_db = 0.5  # the AAC limiter at full scale: it does nothing
+        real(self, path, codec, channels, kbps, rate, gain_db + 1.0, ceiling_db)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(process._AvWriter, "__init__", hot_first)
+    result = process_audio(two_speakers, tmp_path / "out.mp3", ProcessOptions(), aac=tmp_path / "out.m4a")
+    assert len(made) == 2, "one more AAC encode"
+    measured = measure_loudness(tmp_path / "out.m4a")
+    assert measured.integrated == pytest.approx(-16.0, abs=0.5)
+    assert measured.true_peak <= -1.0
+    assert result.extra["aac"] == measured
