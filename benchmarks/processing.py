@@ -98,7 +98,7 @@ names = {f.name for f in dataclasses.fields(ProcessOptions)}
 options = ProcessOptions(**({"level": True} if "level" in names else {}))
 extra = {"aac": Path(sys.argv[3])} if len(sys.argv) > 3 else {}
 r = process_audio(Path(sys.argv[1]), Path(sys.argv[2]), options, **extra)
-print(json.dumps({"leveled": "level" in names, "gain_db": r.gain_db}))
+print(json.dumps({"leveled": "level" in names, "gain_db": r.gain_db, "renders": getattr(r, "renders", None)}))
 """
 
 CHILD_VIDEO = """

@@ -116,6 +116,7 @@ class ProcessResult:
     cuts: tuple[tuple[float, float], ...] = ()  # inner spans removed, seconds on the input timeline
     extra: dict[str, Loudness] = field(default_factory=dict)  # measured loudness of the aac/opus outputs
     lead: float = 0.0  # seconds of intro before the episode's own first moment
+    renders: int = 0  # passes over the input after the analysis (trials, encodes, re-encodes): for tuning
 
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
@@ -959,6 +960,13 @@ def process_audio(
     src, dst = Path(src), Path(dst)
     report = _Reporter(progress)
     plan = _analyze(src, options, report, snap)
+    renders = 0
+
+    def render(*args: Any) -> tuple[float, float]:
+        nonlocal renders
+        renders += 1
+        return _render(*args)
+
     bumpers = _bumpers(options, plan)
 
     channels = options.channels or (1 if plan.channels == 1 else 2)
@@ -985,7 +993,7 @@ def process_audio(
 
     def normalize(gain: float) -> float:
         for attempt in range(MAX_NORMALIZE_PASSES):
-            loud, peak = _render(
+            loud, peak = render(
                 src, plan, out_layout, rate, gain, ceiling, (),
                 lambda f, a=attempt: report("normalize", (a + f) / MAX_NORMALIZE_PASSES), bumpers, goal,
                 sample,
@@ -1023,7 +1031,7 @@ def process_audio(
                     )
                 )
             try:
-                loud_pre, _ = _render(
+                loud_pre, _ = render(
                     src, plan, out_layout, rate, gain, ceiling, writers, lambda f: report("encode", f),
                     bumpers, goal,
                 )  # fmt: skip
@@ -1085,7 +1093,7 @@ def process_audio(
                     ceiling - headroom,
                 )
                 try:
-                    _render(
+                    render(
                         src, plan, out_layout, rate, gain, ceiling, [writer],
                         lambda f: report("encode", f), bumpers, goal,
                     )  # fmt: skip
@@ -1112,4 +1120,5 @@ def process_audio(
         cuts=tuple(plan.cuts()),
         extra=extra,
         lead=round(bumpers.lead / plan.rate, 3),
+        renders=renders,
     )

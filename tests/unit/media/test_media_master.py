@@ -185,6 +185,7 @@ def test_a_rendition_that_misses_is_encoded_again(
     monkeypatch.setattr(process._AvWriter, "__init__", hot_first)
     result = process_audio(two_speakers, tmp_path / "out.mp3", ProcessOptions(), aac=tmp_path / "out.m4a")
     assert len(made) == 2, "one more AAC encode"
+    assert result.renders >= 2, "the shared render and the AAC one"
     measured = measure_loudness(tmp_path / "out.m4a")
     assert measured.integrated == pytest.approx(-16.0, abs=0.5)
     assert measured.true_peak <= -1.0
