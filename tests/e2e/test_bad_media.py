@@ -32,7 +32,7 @@ from media_pub.media.loudness import measure_file
 from media_pub.media.synth import write_speech_like
 from tests.conftest import SHOW, make_settings, new_user
 from tests.e2e.conftest import wait_job
-from tests.unit.media.helpers import make_video, write_pcm
+from tests.unit.media.helpers import make_video, mux_stereo, write_pcm
 
 pytestmark = pytest.mark.slow
 
@@ -190,14 +190,7 @@ def vfr_video(tmp: Path, seconds: float = 3.0) -> Path:
         tone = (0.2 * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(
             np.float32
         )
-        for first in range(0, total, 4800):
-            block = np.ascontiguousarray(np.vstack([tone[first : first + 4800]] * 2))
-            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts, frame.time_base = 48000, first, Fraction(1, 48000)
-            for packet in sound.encode(frame):
-                container.mux(packet)
-        for packet in sound.encode(None):
-            container.mux(packet)
+        mux_stereo(container, sound, tone)
     return path
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -34,15 +35,21 @@ def make_video(path: Path, seconds: float = 2.0, *, audio: bool = True, fmt: str
         if sound is not None:
             total = round(seconds * 48000)
             tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(total) / 48000)).astype(np.float32)
-            for first in range(0, total, 4800):
-                chunk = np.ascontiguousarray(np.vstack([tone[first : first + 4800]] * 2))
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                frame.sample_rate, frame.pts, frame.time_base = 48000, first, Fraction(1, 48000)
-                for packet in sound.encode(frame):
-                    container.mux(packet)
-            for packet in sound.encode(None):
-                container.mux(packet)
+            mux_stereo(container, sound, tone)
     return path
+
+
+def mux_stereo(container: Any, stream: Any, mono: np.ndarray, rate: int = 48000) -> None:
+    """Encode `mono` (float32, full scale 1.0) on both channels of `stream` in 0.1 s frames, and flush."""
+    step = rate // 10
+    for first in range(0, mono.size, step):
+        chunk = np.ascontiguousarray(np.vstack([mono[first : first + step]] * 2))
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = rate, first, Fraction(1, rate)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:

@@ -6,7 +6,6 @@ import base64
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -30,6 +29,7 @@ from media_pub.media.tags import (
     write_opus_tags,
     write_tags,
 )
+from tests.unit.media.helpers import mux_stereo
 
 
 @pytest.fixture
@@ -122,14 +122,7 @@ def _encode(path: Path, fmt: str, codec: str, options: dict[str, str] | None = N
         stream = container.add_stream(codec, rate=48000)
         assert isinstance(stream, AudioStream)
         stream.codec_context.layout = "stereo"
-        for first in range(0, total, 4800):
-            chunk = np.ascontiguousarray(np.vstack([tone[first : first + 4800]] * 2))
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts, frame.time_base = 48000, first, Fraction(1, 48000)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+        mux_stereo(container, stream, tone)
     return path
 
 
