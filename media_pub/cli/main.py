@@ -10,6 +10,7 @@ import typer
 
 from media_pub.cli import catalogue, processing
 from media_pub.cli.base import new_app, setup_logging
+from media_pub.cli.feeds import feed_app
 from media_pub.config import get_settings
 from media_pub.errors import MediaPubError
 
@@ -17,6 +18,7 @@ app = new_app("media_pub: podcast and video publishing backend.")
 app.add_typer(catalogue.user_app, name="user")
 app.add_typer(catalogue.show_app, name="show")
 app.add_typer(catalogue.episode_app, name="episode")
+app.add_typer(feed_app, name="feed")
 app.command("process")(processing.process)
 app.command("publish")(catalogue.publish)
 
