@@ -113,6 +113,16 @@ class Show(Base):
     video_height: Mapped[int] = mapped_column(Integer, default=720)
     intro_key: Mapped[str | None] = mapped_column(String(500), default=None)
     outro_key: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Feeds (issue 4): the Podcasting 2.0 channel values and where the feeds live.
+    medium: Mapped[str] = mapped_column(String(16), default="podcast")
+    # podcast:guid of each feed ("audio", "video", "live"): set once from the first URL, kept when it moves.
+    feed_guids: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    license: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    txt: Mapped[list[Any]] = mapped_column(default=list)
+    update_frequency: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    moved_to: Mapped[str | None] = mapped_column(String(2000), default=None)  # the feed left for this URL
+    feed_page_size: Mapped[int | None] = mapped_column(Integer, default=None)  # None: one complete feed
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Bumped on every change that shows in the feed; the cached feed is rebuilt when it lags.
@@ -148,6 +158,18 @@ class Episode(Base):
     chapters: Mapped[list[Any]] = mapped_column(default=list)
     original_asset_id: Mapped[str | None] = mapped_column(String(32), default=None)
     media_asset_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # Feeds (issue 4).
+    supporter_only: Mapped[bool] = mapped_column(Boolean, default=False)  # only in supporters' feeds
+    audio_feed: Mapped[bool | None] = mapped_column(Boolean, default=None)  # None: when it has no video
+    persons: Mapped[list[Any] | None] = mapped_column(JSON, default=None)  # None: the show's
+    funding: Mapped[list[Any]] = mapped_column(default=list)
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    license: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    txt: Mapped[list[Any]] = mapped_column(default=list)
+    soundbites: Mapped[list[Any]] = mapped_column(default=list)
+    season_name: Mapped[str | None] = mapped_column(String(128), default=None)
+    episode_display: Mapped[str | None] = mapped_column(String(32), default=None)
+    livestream_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -211,3 +233,70 @@ class FeedCache(Base):
     body_gzip: Mapped[bytes] = mapped_column(LargeBinary)
     etag: Mapped[str] = mapped_column(String(80))
     last_modified: Mapped[datetime] = mapped_column()
+
+
+class ShowAlias(Base):
+    """A slug a show had before: its feeds answer 301 to the show's current feeds."""
+
+    __tablename__ = "show_aliases"
+    slug: Mapped[str] = mapped_column(String(64), primary_key=True)
+    show_id: Mapped[str] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Transcript(Base):
+    """An episode's transcript: the upload as received and its WebVTT form, both stored."""
+
+    __tablename__ = "transcripts"
+    __table_args__ = (UniqueConstraint("episode_id", "language"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.id", ondelete="CASCADE"), index=True)
+    language: Mapped[str] = mapped_column(String(35))
+    source_format: Mapped[str] = mapped_column(String(8))  # vtt, srt, json
+    source_key: Mapped[str] = mapped_column(String(500))
+    vtt_key: Mapped[str] = mapped_column(String(500))
+    json_key: Mapped[str] = mapped_column(String(500))
+    cues: Mapped[int] = mapped_column(Integer, default=0)
+    captions: Mapped[bool] = mapped_column(Boolean, default=False)  # rel="captions": timed for video
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Livestream(Base):
+    """A stream from announcement to replay: one guid throughout (the recording's episode reuses it)."""
+
+    __tablename__ = "livestreams"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    show_id: Mapped[str] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"), index=True)
+    guid: Mapped[str] = mapped_column(String(500), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    notes_html: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    start_at: Mapped[datetime] = mapped_column()
+    end_at: Mapped[datetime | None] = mapped_column(default=None)
+    content_link: Mapped[str] = mapped_column(String(2000))
+    stream_url: Mapped[str | None] = mapped_column(String(2000), default=None)
+    stream_type: Mapped[str | None] = mapped_column(String(100), default=None)
+    publish_at: Mapped[datetime | None] = mapped_column(default=None)  # None: shown at once
+    audio_feed: Mapped[bool] = mapped_column(Boolean, default=False)  # the replay's MP3 in the audio feed
+    persons: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    chapters: Mapped[list[Any]] = mapped_column(default=list)
+    went_live_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    episode_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Supporter(Base):
+    """A listener with a private feed: only the token's SHA-256 is stored."""
+
+    __tablename__ = "supporters"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    show_id: Mapped[str] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
