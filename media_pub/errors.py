@@ -25,6 +25,13 @@ class NotFound(MediaPubError):
     title = "Not found"
 
 
+class Gone(NotFound):
+    """Something that existed and was withdrawn for good (a revoked or expired supporter token)."""
+
+    code = "gone"
+    title = "Gone"
+
+
 class Conflict(MediaPubError):
     code = "conflict"
     title = "Conflict"

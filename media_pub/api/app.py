@@ -11,7 +11,16 @@ from fastapi import FastAPI
 
 from media_pub import __version__
 from media_pub.api import problems
-from media_pub.api.routes import episodes, jobs, public, shows
+from media_pub.api.routes import (
+    episodes,
+    imports,
+    jobs,
+    livestreams,
+    public,
+    shows,
+    supporters,
+    transcripts,
+)
 from media_pub.bootstrap import Container
 from media_pub.services.episodes import publish_due
 
@@ -48,6 +57,6 @@ def create_app(container: Container, *, scheduler: bool = True) -> FastAPI:
     )
     app.state.container = container
     problems.install(app)
-    for module in (shows, episodes, jobs, public):
+    for module in (shows, episodes, livestreams, transcripts, supporters, imports, jobs, public):
         app.include_router(module.router)
     return app

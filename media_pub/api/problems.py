@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from media_pub.errors import (
     Conflict,
     Forbidden,
+    Gone,
     InvalidInput,
     InvalidMedia,
     MediaPubError,
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 STATUS: list[tuple[type[MediaPubError], int]] = [
     (UnsupportedMedia, 415),
     (TooLarge, 413),
+    (Gone, 410),
     (NotFound, 404),
     (Conflict, 409),
     (InvalidMedia, 422),

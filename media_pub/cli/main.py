@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from media_pub.cli import catalogue, processing
+from media_pub.cli import catalogue, imports, processing, supporters
 from media_pub.cli.base import new_app, setup_logging
 from media_pub.cli.feeds import feed_app
 from media_pub.config import get_settings
@@ -19,6 +19,8 @@ app.add_typer(catalogue.user_app, name="user")
 app.add_typer(catalogue.show_app, name="show")
 app.add_typer(catalogue.episode_app, name="episode")
 app.add_typer(feed_app, name="feed")
+app.add_typer(supporters.supporter_app, name="supporter")
+app.command("import")(imports.import_feed)
 app.command("process")(processing.process)
 app.command("publish")(catalogue.publish)
 

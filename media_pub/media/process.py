@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import contextlib
 import itertools
+import logging
 import math
 import os
 import queue
@@ -42,6 +43,8 @@ from media_pub.media._av import (
     to_float,
 )
 from media_pub.media.loudness import measure_file, measure_stream
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
 Snap = Callable[[float, float], tuple[float, float]]
@@ -959,13 +962,26 @@ def process_audio(
         raise InvalidInput("inner silences can be shortened to 0.2 to 60 seconds", code="invalid-options")
     src, dst = Path(src), Path(dst)
     report = _Reporter(progress)
+    started = time.monotonic(), time.process_time()
     plan = _analyze(src, options, report, snap)
+    log.debug(
+        "analysis: %.2f LUFS (leveled %.2f), %.1f s wall, %.1f s CPU",
+        plan.loudness.integrated, plan.loudness_leveled,
+        time.monotonic() - started[0], time.process_time() - started[1],
+    )  # fmt: skip
     renders = 0
 
     def render(*args: Any) -> tuple[float, float]:
         nonlocal renders
         renders += 1
-        return _render(*args)
+        wall, cpu = time.monotonic(), time.process_time()
+        loud, peak = _render(*args)
+        log.debug(
+            "render %d (%s): gain %.2f dB -> %.2f LUFS, peak %.2f dBFS in %.1f s wall, %.1f s CPU",
+            renders, "trial" if not args[6] else "encode", args[4], loud, peak,
+            time.monotonic() - wall, time.process_time() - cpu,
+        )  # fmt: skip
+        return loud, peak
 
     bumpers = _bumpers(options, plan)
 
@@ -990,6 +1006,7 @@ def process_audio(
 
     sample = _sample_for(plan, bumpers)
     correction = sample.correction(plan) if sample is not None else 0.0
+    log.debug("trial needed: %s; sample correction %.2f LU", trial_needed, correction)
 
     def normalize(gain: float) -> float:
         for attempt in range(MAX_NORMALIZE_PASSES):
@@ -1043,6 +1060,10 @@ def process_audio(
             points.append((gain, loud_pre))
             report("verify", 0.0, force=True)
             loudness_out, duration_out = verifier.finish()
+            log.debug(
+                "encode %d: %.2f LUFS before the encoder, MP3 %.2f LUFS %.2f dBTP (goal %.2f, target %.2f)",
+                attempt + 1, loud_pre, loudness_out.integrated, loudness_out.true_peak, goal, target,
+            )  # fmt: skip
             report("verify", 1.0, force=True)
             loud_ok = abs(loudness_out.integrated - target) <= LOUDNESS_TOLERANCE
             peak_ok = loudness_out.true_peak <= options.true_peak_db
