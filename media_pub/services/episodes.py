@@ -6,18 +6,27 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from media_pub.db import repositories as repo
-from media_pub.db.models import Episode, Show, User
+from media_pub.db.models import Episode, Job, Show, User
 from media_pub.db.uow import UnitOfWork
-from media_pub.domain.rules import EpisodeStatus, EpisodeType, check_transition, new_episode_guid
+from media_pub.domain.rules import EpisodeStatus, EpisodeType, JobStatus, check_transition, new_episode_guid
 from media_pub.domain.values import Chapter
 from media_pub.errors import Conflict, InvalidInput, NotFound
 from media_pub.feeds.sanitize import clean_text, sanitize_notes
 from media_pub.media.process import parse_timestamp
+from media_pub.services import podcast_values as p20
 from media_pub.services.auth import require_role
+from media_pub.services.jobs import JobQueue, create_job
 from media_pub.services.shows import touch_feed
 
-EPISODE_FIELDS = {"title", "notes", "season", "number", "episode_type", "explicit", "chapters"}
+EPISODE_FIELDS = {
+    "title", "notes", "season", "number", "episode_type", "explicit", "chapters",
+    "persons", "funding", "location", "license", "txt", "soundbites", "season_name", "episode_display",
+    "supporter_only", "audio_feed",
+}  # fmt: skip
+RETAG_JOB = "media.retag"
 
 
 def chapters_from_json(items: list[dict[str, Any]]) -> list[Chapter]:
@@ -69,7 +78,57 @@ def parse_chapters(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return chapters_to_json(sorted(out, key=lambda c: c.start))
 
 
-def _apply(episode: Episode, fields: dict[str, Any]) -> None:
+def _flag(fields: dict[str, Any], name: str, *, nullable: bool = False) -> bool | None:
+    value = fields[name]
+    if value is None and nullable:
+        return None
+    if not isinstance(value, bool):
+        allowed = "true, false or null" if nullable else "true or false"
+        raise InvalidInput(f"{name} is {allowed}", code=f"invalid-{name.replace('_', '-')}")
+    return value
+
+
+def _short_text(fields: dict[str, Any], name: str, limit: int) -> str | None:
+    value = fields[name]
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(text := " ".join(clean_text(value).split())) > limit:
+        raise InvalidInput(
+            f"{name} is text of at most {limit} characters", code=f"invalid-{name.replace('_', '-')}"
+        )
+    return text or None
+
+
+def _apply_p20(episode: Episode, fields: dict[str, Any], duration: float | None) -> None:
+    """The Podcasting 2.0 values of an episode (see podcast_values for the rules)."""
+    if "persons" in fields:
+        episode.persons = p20.persons(fields["persons"])
+    if "funding" in fields:
+        episode.funding = p20.funding(fields["funding"])
+    if "location" in fields:
+        episode.location = p20.location(fields["location"])
+    if "license" in fields:
+        episode.license = p20.license_(fields["license"])
+    if "txt" in fields:
+        episode.txt = p20.txt(fields["txt"])
+    if "soundbites" in fields:
+        episode.soundbites = p20.soundbites(fields["soundbites"], duration)
+    if "season_name" in fields:
+        episode.season_name = _short_text(fields, "season_name", 128)
+    if "episode_display" in fields:
+        episode.episode_display = _short_text(fields, "episode_display", 32)
+    if "supporter_only" in fields:
+        episode.supporter_only = bool(_flag(fields, "supporter_only"))
+    if "audio_feed" in fields:
+        episode.audio_feed = _flag(fields, "audio_feed", nullable=True)
+    # podcast:season and podcast:episode carry the number; a name or display text alone would be lost.
+    if episode.season_name and episode.season is None:
+        raise InvalidInput("season_name needs a season number", code="invalid-season-name")
+    if episode.episode_display and episode.number is None:
+        raise InvalidInput("episode_display needs an episode number", code="invalid-episode-display")
+
+
+def _apply(episode: Episode, fields: dict[str, Any], duration: float | None = None) -> None:
     unknown = set(fields) - EPISODE_FIELDS
     if unknown:
         raise InvalidInput(f"unknown episode fields: {', '.join(sorted(unknown))}")
@@ -94,7 +153,32 @@ def _apply(episode: Episode, fields: dict[str, Any]) -> None:
         episode.explicit = bool(fields["explicit"])
     if "chapters" in fields:
         episode.chapters = parse_chapters(fields["chapters"] or [])
+    _apply_p20(episode, fields, duration)
     episode.updated_at = datetime.now(UTC)
+
+
+def media_duration(uow: UnitOfWork, episode: Episode) -> float | None:
+    """Duration in seconds of the episode's processed media, None before processing."""
+    if not episode.media_asset_id:
+        return None
+    return repo.asset_by_id(uow.session, episode.media_asset_id).duration
+
+
+def active_jobs(uow: UnitOfWork, episode: Episode) -> Sequence[Job]:
+    """The episode's queued and running jobs (processing, retagging), oldest first."""
+    stmt = (
+        select(Job)
+        .where(
+            Job.episode_id == episode.id, Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])
+        )
+        .order_by(Job.created_at)
+    )
+    return uow.session.scalars(stmt).all()
+
+
+def episode_warnings(uow: UnitOfWork, episode: Episode) -> list[str]:
+    """Advice that does not block publishing (soundbite lengths, soundbites past a shorter edit)."""
+    return p20.soundbite_advice(list(episode.soundbites or []), media_duration(uow, episode))
 
 
 def create_episode(
@@ -124,12 +208,29 @@ def list_episodes(uow: UnitOfWork, user: User, show_slug: str) -> Sequence[Episo
     return repo.episodes_of(uow.session, show.id)
 
 
-def update_episode(uow: UnitOfWork, user: User, episode_id: str, fields: dict[str, Any]) -> Episode:
+def update_episode(
+    uow: UnitOfWork, user: User, episode_id: str, fields: dict[str, Any], queue: JobQueue | None = None
+) -> Episode:
+    """Edit an episode. New chapters of processed media are written into its renditions by a job."""
     episode = get_episode(uow, user, episode_id)
-    _apply(episode, fields)
+    chapters_before = list(episode.chapters or [])
+    _apply(episode, fields, media_duration(uow, episode))
     if episode.status == EpisodeStatus.PUBLISHED:
         touch_feed(episode.show)
+    if queue is not None and episode.chapters != chapters_before:
+        queue_retag(uow, queue, episode)
     return episode
+
+
+def queue_retag(uow: UnitOfWork, queue: JobQueue, episode: Episode) -> bool:
+    """Queue a `media.retag` job writing the episode's chapters into its renditions (new objects).
+
+    Nothing to do before processing; while processing, the running job tags with the chapters as they are.
+    """
+    if not episode.media_asset_id or episode.status not in (EpisodeStatus.READY, EpisodeStatus.PUBLISHED):
+        return False
+    create_job(uow, queue, RETAG_JOB, episode=episode, payload={"media_asset_id": episode.media_asset_id})
+    return True
 
 
 def _publish(episode: Episode, show: Show, when: datetime) -> None:

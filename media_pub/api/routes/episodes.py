@@ -39,7 +39,9 @@ from media_pub.services.uploads import (
 router = APIRouter(prefix="/api/v1", tags=["episodes"])
 
 
-def episode_read(uow: UnitOfWork, c: Container, episode: Episode) -> EpisodeRead:
+def episode_read(
+    uow: UnitOfWork, c: Container, episode: Episode, jobs: list[JobRead] | None = None
+) -> EpisodeRead:
     def asset(asset_id: str | None, public: bool) -> AssetRead | None:
         if not asset_id:
             return None
@@ -50,7 +52,11 @@ def episode_read(uow: UnitOfWork, c: Container, episode: Episode) -> EpisodeRead
     made = (media.processing.get("renditions") or {}) if media is not None else {}
     renditions = [a for kind, asset_id in made.items() if kind != "poster" and (a := asset(asset_id, True))]
     poster = asset(made["poster"], True) if "poster" in made else None
-    return EpisodeRead.of(episode, media, asset(episode.original_asset_id, False), renditions, poster)
+    original = asset(episode.original_asset_id, False)
+    warnings = svc.episode_warnings(uow, episode)
+    if jobs is None:
+        jobs = [JobRead.of(job) for job in svc.active_jobs(uow, episode)]
+    return EpisodeRead.of(episode, media, original, renditions, poster, warnings, jobs)
 
 
 @router.post("/shows/{show}/episodes", status_code=status.HTTP_201_CREATED)
@@ -79,10 +85,13 @@ def get_episode(episode_id: str, uow: UowDep, user: UserDep, c: ContainerDep) ->
 def update_episode(
     episode_id: str, body: EpisodeUpdate, uow: UowDep, user: UserDep, c: ContainerDep
 ) -> EpisodeRead:
-    """Edit title, notes, numbering, type, explicit flag or chapters."""
-    episode = svc.update_episode(uow, user, episode_id, body.fields())
+    """Edit any field. New chapters of processed media are written into its renditions by a `media.retag` job:
+    the renditions get new URLs once it ends (the old URLs keep their bytes)."""
+    episode = svc.update_episode(uow, user, episode_id, body.fields(), c.queue)
+    # Listed before the commit: a quick job may end before the answer is built, and the host needs its id.
+    jobs = [JobRead.of(job) for job in svc.active_jobs(uow, episode)]
     uow.commit()
-    return episode_read(uow, c, episode)
+    return episode_read(uow, c, episode, jobs)
 
 
 @router.post("/episodes/{episode_id}/publish")
