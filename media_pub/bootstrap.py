@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 from media_pub.config import Settings
 from media_pub.db.engine import make_engine, make_session_factory, upgrade
 from media_pub.db.uow import UnitOfWork, UowFactory
-from media_pub.services.feeds import FeedService, Urls
+from media_pub.notify import Notifier
+from media_pub.services.feeds import FeedOptions, FeedService, Urls
 from media_pub.services.jobs import JobQueue
 from media_pub.storage.base import Storage
 from media_pub.storage.factory import build_storage
@@ -27,15 +28,29 @@ class Container:
     storage: Storage
     queue: JobQueue
     urls: Urls
+    notifier: Notifier = field(default_factory=Notifier)
     feeds: FeedService = field(init=False)
 
     def __post_init__(self) -> None:
-        self.feeds = FeedService(self.urls)
+        options = FeedOptions(
+            hubs=tuple(self.settings.websub_hubs), podping=self.settings.podping_url is not None
+        )
+        self.feeds = FeedService(self.urls, options)
+
+    def feeds_changed(self, changed: list[tuple[str, str]]) -> None:
+        """After a commit: tell WebSub hubs and Podping which public feeds changed (never blocks)."""
+        if not self.notifier.enabled:
+            return
+        for slug, reason in changed:
+            for kind, medium in (("audio", "podcast"), ("video", "video"), ("live", "video")):
+                why = reason if kind == "live" else "update"
+                self.notifier.notify(self.urls.feed(slug, kind), reason=why, medium=medium)
 
     def close(self) -> None:
         shutdown = getattr(self.queue, "shutdown", None)
         if shutdown:
             shutdown()
+        self.notifier.close()
         self.engine.dispose()
 
 
@@ -56,14 +71,23 @@ def bootstrap(settings: Settings, *, migrate: bool = True, queue: JobQueue | Non
             from media_pub.jobs.queue import InProcessQueue
 
             queue = InProcessQueue(settings.job_threads)
+    token = settings.podping_token.get_secret_value() if settings.podping_token else None
+    notifier = Notifier(settings.websub_hubs, settings.podping_url, token, attempts=settings.notify_attempts)
+    changed: list[Container] = []  # the container, once built: the unit of work reports to it
+
+    def feeds_changed(shows: list[tuple[str, str]]) -> None:
+        changed[0].feeds_changed(shows)
+
     container = Container(
         settings,
         engine,
-        partial(UnitOfWork, session_factory),
+        partial(UnitOfWork, session_factory, on_feeds_changed=feeds_changed),
         storage,
         queue,
         Urls(settings.base_url, storage),
+        notifier,
     )
+    changed.append(container)
     bind = getattr(queue, "bind", None)
     if bind is not None:
         from media_pub.jobs.handlers import run_job

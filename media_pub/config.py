@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     job_threads: int = Field(default=2, ge=1)
     log_level: str = "INFO"
     token: SecretStr | None = None  # the API token the CLI's remote commands send (episode upload)
+    websub_hubs: list[str] = []  # WebSub hubs told of every feed change (and named in the feeds)
+    podping_url: str | None = None  # e.g. https://podping.cloud/ : told of every feed change
+    podping_token: SecretStr | None = None  # sent as its Authorization header
+    notify_attempts: int = Field(default=6, ge=1, le=20)  # per notification, with exponential backoff
     storage: StorageSettings = StorageSettings()
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from media_pub.api.app import create_app
 from media_pub.bootstrap import Container, bootstrap
 from media_pub.config import Settings, get_settings
 from media_pub.services.jobs import resume_unfinished
+from media_pub.services.supporters import install_log_redaction
 
 log = logging.getLogger(__name__)
 _keep: list[Container] = []
@@ -50,4 +51,5 @@ def load_demo(container: Container, demo_dir: Path) -> None:
 def app_factory() -> FastAPI:
     """The ASGI app of one server process (uvicorn --factory)."""
     settings = get_settings()
+    install_log_redaction()  # no supporter token in uvicorn's access log or ours
     return create_app(bootstrap(settings, migrate=False))

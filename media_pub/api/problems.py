@@ -24,6 +24,7 @@ from media_pub.errors import (
     Unavailable,
     UnsupportedMedia,
 )
+from media_pub.services.supporters import redact
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(MediaPubError)
     async def _domain(request: Request, exc: MediaPubError) -> JSONResponse:
         status = status_for(exc)
-        return problem(status, exc.code, exc.title, exc.detail, request.url.path)
+        return problem(status, exc.code, exc.title, exc.detail, redact(request.url.path))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -79,21 +80,22 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
-        return problem(422, "validation-error", "Invalid request", detail, request.url.path, errors=errors)
+        where = redact(request.url.path)
+        return problem(422, "validation-error", "Invalid request", detail, where, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         phrase = HTTPStatus(exc.status_code).phrase
         code = phrase.lower().replace(" ", "-").replace("'", "")
-        return problem(exc.status_code, code, phrase, str(exc.detail), request.url.path)
+        return problem(exc.status_code, code, phrase, str(exc.detail), redact(request.url.path))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("request.failed path=%s", request.url.path)
+        log.exception("request.failed path=%s", redact(request.url.path))
         return problem(
             500,
             "internal-error",
             "Internal error",
             "an unexpected error occurred; it was logged",
-            request.url.path,
+            redact(request.url.path),
         )

@@ -56,6 +56,25 @@ class ShowFields(_In):
         default=None, description="Audio renditions to make; MP3 is always made (the main enclosure)"
     )
     video_height: int | None = Field(default=None, ge=144, le=2160, description="Height of transcoded video")
+    medium: str | None = Field(
+        default=None, description="podcast:medium of the audio feed (podcast, music...)"
+    )
+    location: dict[str, Any] | None = Field(
+        default=None, description="podcast:location: {text, geo, osm, rel, country}"
+    )
+    license: dict[str, Any] | None = Field(default=None, description="podcast:license: {slug, url}")
+    txt: list[dict[str, Any]] | None = Field(
+        default=None, description="podcast:txt entries: {text, purpose} (purpose e.g. applepodcastsverify)"
+    )
+    update_frequency: dict[str, Any] | None = Field(
+        default=None, description="podcast:updateFrequency: {text, rrule, complete, dtstart}"
+    )
+    feed_page_size: int | None = Field(
+        default=None, ge=10, le=1000, description="Items per page of an RFC 5005 paged feed (null: complete)"
+    )
+    moved_to: str | None = Field(
+        default=None, max_length=2000, description="The feed moved to another host: its URL (301 there)"
+    )
 
     def fields(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
@@ -99,6 +118,13 @@ class ShowRead(BaseModel):
     video_height: int
     intro_key: str | None
     outro_key: str | None
+    medium: str
+    location: dict[str, Any] | None
+    license: dict[str, Any] | None
+    txt: list[dict[str, Any]]
+    update_frequency: dict[str, Any] | None
+    feed_page_size: int | None
+    moved_to: str | None
     feed_url: str
     artwork_key: str | None
     created_at: datetime
@@ -116,6 +142,43 @@ class ChapterIn(_In):
     url: str | None = None
 
 
+class EpisodePerson(_In):
+    name: str = Field(description="At most 128 characters")
+    role: str | None = Field(default=None, description="Podcasting 2.0 taxonomy role (default host)")
+    group: str | None = Field(default=None, description="Podcasting 2.0 taxonomy group (default cast)")
+    img: str | None = Field(default=None, description="https URL of a picture")
+    href: str | None = Field(default=None, description="https URL of a page about the person")
+
+
+class EpisodeFunding(_In):
+    url: str = Field(description="https URL")
+    text: str | None = Field(default=None, description="At most 128 characters (default: Support the show)")
+
+
+class LocationIn(_In):
+    text: str = Field(description="Human-readable place, at most 128 characters")
+    geo: str | None = Field(default=None, description="RFC 5870 'geo:latitude,longitude'")
+    osm: str | None = Field(default=None, description="OpenStreetMap type and id, e.g. R62422")
+    rel: Literal["subject", "creator"] | None = None
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 code")
+
+
+class LicenseIn(_In):
+    slug: str = Field(description="License identifier, e.g. cc-by-4.0")
+    url: str | None = Field(default=None, description="https URL of the license text (custom licenses)")
+
+
+class TxtIn(_In):
+    text: str = Field(description="At most 4000 characters")
+    purpose: str | None = Field(default=None, description="e.g. verify, applepodcastsverify")
+
+
+class SoundbiteIn(_In):
+    start: float | str = Field(description="Seconds or HH:MM:SS[.mmm] into the episode")
+    duration: float = Field(description="1 to 300 seconds (apps advise 15 to 120)")
+    title: str | None = Field(default=None, description="At most 128 characters")
+
+
 class EpisodeFields(_In):
     title: str | None = Field(default=None, max_length=500)
     notes: str | None = Field(default=None, max_length=100_000, description="Show notes; HTML is sanitized")
@@ -124,8 +187,23 @@ class EpisodeFields(_In):
     episode_type: Literal["full", "trailer", "bonus"] | None = None
     explicit: bool | None = None
     chapters: list[ChapterIn] | None = None
+    persons: list[EpisodePerson] | None = Field(default=None, description="Credits; null: the show's")
+    funding: list[EpisodeFunding] | None = None
+    location: LocationIn | None = None
+    license: LicenseIn | None = None
+    txt: list[TxtIn] | None = None
+    soundbites: list[SoundbiteIn] | None = None
+    season_name: str | None = Field(default=None, description="Name of the season (needs `season`)")
+    episode_display: str | None = Field(
+        default=None, description="Display text of the number (needs `number`)"
+    )
+    supporter_only: bool | None = Field(default=None, description="Only in supporters' private feeds")
+    audio_feed: bool | None = Field(
+        default=None, description="In the audio feed (null: automatic, when the episode has no video)"
+    )
 
     def fields(self) -> dict[str, Any]:
+        # Optional keys left out of a nested value stay out (the service fills its defaults).
         return self.model_dump(exclude_unset=True)
 
 
@@ -177,6 +255,22 @@ class EpisodeRead(BaseModel):
     published_at: datetime | None
     publish_when_ready: bool
     chapters: list[dict[str, Any]]
+    persons: list[dict[str, Any]] | None = Field(description="Credits; null: the show's apply")
+    funding: list[dict[str, Any]]
+    location: dict[str, Any] | None
+    license: dict[str, Any] | None
+    txt: list[dict[str, Any]]
+    soundbites: list[dict[str, Any]]
+    season_name: str | None
+    episode_display: str | None
+    supporter_only: bool
+    audio_feed: bool | None
+    warnings: list[str] = Field(
+        default_factory=list, description="Advice that does not block publishing (e.g. soundbite lengths)"
+    )
+    jobs: list[JobRead] = Field(
+        default_factory=list, description="Queued and running jobs of the episode (processing, retagging)"
+    )
     last_error: str | None
     media: AssetRead | None = Field(
         description="The main enclosure: the MP3, or the video of a video episode"
@@ -197,6 +291,8 @@ class EpisodeRead(BaseModel):
         original: AssetRead | None,
         renditions: list[AssetRead] | None = None,
         poster: AssetRead | None = None,
+        warnings: list[str] | None = None,
+        jobs: list[JobRead] | None = None,
     ) -> EpisodeRead:
         return cls(
             id=episode.id,
@@ -213,6 +309,18 @@ class EpisodeRead(BaseModel):
             published_at=episode.published_at,
             publish_when_ready=episode.publish_when_ready,
             chapters=episode.chapters,
+            persons=episode.persons,
+            funding=episode.funding or [],
+            location=episode.location,
+            license=episode.license,
+            txt=episode.txt or [],
+            soundbites=episode.soundbites or [],
+            season_name=episode.season_name,
+            episode_display=episode.episode_display,
+            supporter_only=bool(episode.supporter_only),
+            audio_feed=episode.audio_feed,
+            warnings=warnings or [],
+            jobs=jobs or [],
             last_error=episode.last_error,
             media=media,
             renditions=renditions or [],

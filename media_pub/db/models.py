@@ -224,10 +224,12 @@ class Job(Base):
 
 
 class FeedCache(Base):
-    """The last rendered feed of a show, with its validators; rebuilt when the show's feed_version moves."""
+    """A show's last rendered feeds, one row per feed and page; rebuilt when the show's feed_version moves."""
 
     __tablename__ = "feed_cache"
     show_id: Mapped[str] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True)
+    # audio, video or live, and ":N" for page N of a paged feed
+    name: Mapped[str] = mapped_column(String(32), primary_key=True, default="audio")
     feed_version: Mapped[int] = mapped_column(Integer)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     body_gzip: Mapped[bytes] = mapped_column(LargeBinary)

@@ -106,5 +106,5 @@ def membership(session: Session, show_id: str, user_id: str) -> ShowMember | Non
     return session.scalar(stmt)
 
 
-def feed_cache(session: Session, show_id: str) -> FeedCache | None:
-    return session.get(FeedCache, show_id)
+def feed_cache(session: Session, show_id: str, name: str = "audio") -> FeedCache | None:
+    return session.get(FeedCache, (show_id, name))

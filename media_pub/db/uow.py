@@ -10,12 +10,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from media_pub.errors import Unavailable
 
+# session.info key: {show_id: (slug, reason)} of the shows whose feeds changed in this transaction.
+FEEDS_CHANGED = "feeds_changed"
+FeedsChanged = Callable[[list[tuple[str, str]]], None]
+
 
 class UnitOfWork:
-    """`with uow:` opens a session; `commit()` commits and then runs the after-commit callbacks."""
+    """`with uow:` opens a session; `commit()` commits and then runs the after-commit callbacks.
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    `on_feeds_changed`, when given, is told after each commit which shows' feeds changed (slug, reason).
+    """
+
+    def __init__(
+        self, session_factory: sessionmaker[Session], on_feeds_changed: FeedsChanged | None = None
+    ) -> None:
         self._factory = session_factory
+        self._on_feeds_changed = on_feeds_changed
         self._after_commit: list[Callable[[], None]] = []
         self.session: Session
 
@@ -39,13 +49,18 @@ class UnitOfWork:
             self.session.commit()
         except OperationalError as exc:
             self.session.rollback()
+            self.session.info.pop(FEEDS_CHANGED, None)
             raise Unavailable(f"the database is unavailable: {exc.orig}") from exc
         except DBAPIError:
             self.session.rollback()
+            self.session.info.pop(FEEDS_CHANGED, None)
             raise
         callbacks, self._after_commit = self._after_commit, []
+        changed = self.session.info.pop(FEEDS_CHANGED, None)
         for callback in callbacks:
             callback()
+        if changed and self._on_feeds_changed is not None:
+            self._on_feeds_changed(list(changed.values()))
 
 
 UowFactory = Callable[[], UnitOfWork]

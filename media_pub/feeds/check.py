@@ -475,8 +475,8 @@ class _Checker:
         self._required(live, "title", w, "<title>")
         self._guid(live, w, self.live_guids)
         enclosure = live.find("enclosure")
-        if enclosure is None:
-            self.r.error(w, "missing <enclosure> (the fallback stream)")
+        if enclosure is None:  # recommended, not required: many streams are only watched on a web page
+            self.r.warning(w, "no <enclosure> (fallback stream): some apps skip such live items")
         else:
             self._url(enclosure.get("url"), w, "enclosure url", "warning")
         if live.find(_pc("contentLink")) is None:

@@ -209,6 +209,7 @@ class FeedChannel:
     trailers: list[FeedTrailer] = field(default_factory=list)
     hubs: list[str] = field(default_factory=list)
     live_items: list[FeedLiveItem] = field(default_factory=list)
+    page_links: list[tuple[str, str]] = field(default_factory=list)  # RFC 5005 (rel, href), after hubs
 
 
 @dataclass(frozen=True)

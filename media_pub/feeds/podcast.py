@@ -119,15 +119,17 @@ class WebSubExtension(BaseExtension):
 
     def __init__(self) -> None:
         self.hubs: list[str] = []
+        self.pages: list[tuple[str, str]] = []  # RFC 5005 paging: (rel, href) for first/next/previous/last
 
     def extend_rss(self, rss_feed: etree._Element) -> etree._Element:
         """Insert the hub links (feedgen itself writes only the first self link to RSS)."""
         channel = rss_feed[0]
         anchor = channel.find(f"{{{ATOM_NS}}}link[@rel='self']")
         at = channel.index(anchor) + 1 if anchor is not None else len(channel)
-        for offset, hub in enumerate(self.hubs):
+        links = [("hub", hub) for hub in self.hubs] + self.pages
+        for offset, (rel, href) in enumerate(links):
             # SubElement first so the link takes the root's atom prefix, then move it next to rel="self".
-            link = etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=hub, rel="hub")
+            link = etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=href, rel=rel)
             channel.insert(at + offset, link)
         return rss_feed
 
@@ -374,6 +376,7 @@ def _channel(fg: FeedGenerator, ch: FeedChannel) -> None:
         fg.copyright(_t(ch.copyright))
     websub: WebSubExtension = fg.websub
     websub.hubs = [hub for h in ch.hubs if (hub := _t(h))]
+    websub.pages = [(rel, href) for rel, h in ch.page_links if (href := _t(h))]
 
     image_url = _opt(ch.image_url)
     if image_url:

@@ -26,14 +26,27 @@ class MediaLocation:
     filename: str | None = None
 
 
-def locate_public_media(uow: UnitOfWork, storage: Storage, key: str) -> MediaLocation:
-    """Renditions and posters of published episodes and show artwork are public; anything else is 404."""
+def locate_public_media(
+    uow: UnitOfWork, storage: Storage, key: str, *, supporter_of: str | None = None
+) -> MediaLocation:
+    """Renditions and posters of published episodes and show artwork are public; anything else is 404.
+
+    Supporter-only episodes are served only with `supporter_of` set to their show's id (a supporter's
+    token, already checked), and then never from a public object-store URL.
+    """
     missing = NotFound("no such media", code="media-not-found")
     asset = repo.asset_by_key(uow.session, key)
+    private = False
     if asset is not None:
         episode = repo.episode_by_id(uow.session, asset.episode_id)
         if asset.role not in ("rendition", "poster") or episode.status != "published":
             raise missing
+        if supporter_of is not None and episode.show_id != supporter_of:
+            raise missing
+        if episode.supporter_only:
+            if supporter_of is None:
+                raise missing
+            private = True
         content_type, size = asset.mime_type, asset.byte_size
         filename = f"{episode.show.slug}-{episode.id[:8]}.{key.rsplit('.', 1)[-1]}"
     elif uow.session.scalar(select(Show.id).where(Show.artwork_key == key)) is not None:
@@ -46,8 +59,16 @@ def locate_public_media(uow: UnitOfWork, storage: Storage, key: str) -> MediaLoc
         if not path.is_file():
             raise missing
         return MediaLocation(content_type, size, path=path, filename=filename)
-    url = storage.public_url(key) or storage.presigned_get_url(key, filename=filename)
+    url = (None if private else storage.public_url(key)) or storage.presigned_get_url(key, filename=filename)
     return MediaLocation(content_type, size, redirect_url=url, filename=filename)
+
+
+def media_show_slug(uow: UnitOfWork, key: str) -> str:
+    """The slug of the show an episode's stored object belongs to (NotFound for anything else)."""
+    asset = repo.asset_by_key(uow.session, key)
+    if asset is None:
+        raise NotFound("no such media", code="media-not-found")
+    return repo.episode_by_id(uow.session, asset.episode_id).show.slug
 
 
 def episode_waveform(uow: UnitOfWork, storage: Storage, episode_id: str, *, public: bool) -> bytes:

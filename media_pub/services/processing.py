@@ -213,6 +213,7 @@ def _finish(
             "waveform_key": keys.get("waveform"),
             "gain_db": audio.gain_db if audio else None,
             "offset": made.offset,
+            "lead": made.lead,  # seconds of intro before the episode: transcripts and chapters move by it
             "cuts": [list(cut) for cut in made.cuts],
             "duration_in": audio.duration_in if audio else None,
             "trim_start": payload.get("start"),

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import object_session
+
 from media_pub.db import repositories as repo
-from media_pub.db.models import Show, User
-from media_pub.db.uow import UnitOfWork
+from media_pub.db.models import Show, ShowAlias, User
+from media_pub.db.uow import FEEDS_CHANGED, UnitOfWork
 from media_pub.domain.keys import show_key
 from media_pub.domain.rules import Role, ShowType, validate_slug
 from media_pub.errors import Conflict, InvalidInput, InvalidMedia, TooLarge
@@ -20,6 +22,7 @@ from media_pub.media.artwork import inspect_artwork
 from media_pub.media.probe import probe_file
 from media_pub.media.process import MAX_CLIP_SECONDS
 from media_pub.services.auth import grant, require_role
+from media_pub.services.urls import Urls, freeze_feed_guids
 from media_pub.storage.base import Storage
 
 SHOW_FIELDS = {
@@ -47,16 +50,35 @@ SHOW_FIELDS = {
     "max_silence",
     "renditions",
     "video_height",
+    "medium",
+    "location",
+    "license",
+    "txt",
+    "update_frequency",
+    "feed_page_size",
+    "moved_to",
 }
+MEDIUMS = ("podcast", "music", "video", "film", "audiobook", "newsletter", "blog", "course", "mixed")
+TXT_PURPOSES = (None, "verify", "applepodcastsverify", "ai-content")
 _LANG = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def touch_feed(show: Show) -> None:
-    """Record that something in the show's feed changed, so the cached feed is rebuilt."""
+FEED_REASONS = ("update", "live", "liveEnd")
+
+
+def touch_feed(show: Show, reason: str = "update") -> None:
+    """Record that something in the show's feeds changed: the cached feeds are rebuilt, and once the
+    transaction commits, hubs and Podping are told (`reason`: update, live or liveEnd)."""
     show.feed_version = (show.feed_version or 0) + 1
     show.feed_changed_at = datetime.now(UTC).replace(microsecond=0)
     show.updated_at = show.feed_changed_at
+    session = object_session(show)
+    if session is not None:
+        changed: dict[str, tuple[str, str]] = session.info.setdefault(FEEDS_CHANGED, {})
+        before = changed.get(show.id, (show.slug, "update"))[1]
+        # A go-live or an end is worth more than an update: it is the one kept when both happen at once.
+        changed[show.id] = (show.slug, reason if reason != "update" else before)
 
 
 def _validate(fields: dict[str, Any], show: Show | None = None) -> None:
@@ -93,6 +115,44 @@ def _validate(fields: dict[str, Any], show: Show | None = None) -> None:
     for link in fields.get("funding") or []:
         if not str(link.get("url", "")).startswith(("https://", "http://")):
             raise InvalidInput("funding links need an http(s) url", code="invalid-funding")
+    _validate_feed_fields(fields)
+
+
+def _https(value: object, what: str, code: str) -> None:
+    if value is not None and not str(value).startswith("https://"):
+        raise InvalidInput(f"{what} must be an https:// URL", code=code)
+
+
+def _validate_feed_fields(fields: dict[str, Any]) -> None:
+    """The Podcasting 2.0 values a show carries in its feeds."""
+    if "medium" in fields and fields["medium"] not in MEDIUMS:
+        raise InvalidInput(f"medium is one of {', '.join(MEDIUMS)}", code="invalid-medium")
+    location = fields.get("location")
+    if location is not None and not str(location.get("text") or "").strip():
+        raise InvalidInput("a location needs a text (a place name)", code="invalid-location")
+    license_ = fields.get("license")
+    if license_ is not None:
+        if not str(license_.get("slug") or "").strip():
+            raise InvalidInput("a license needs a slug (an SPDX identifier)", code="invalid-license")
+        _https(license_.get("url"), "the license url", "invalid-license")
+    for txt in fields.get("txt") or []:
+        if not str(txt.get("text") or "").strip() or len(txt["text"]) > 4000:
+            raise InvalidInput("a txt entry has 1 to 4000 characters", code="invalid-txt")
+        if txt.get("purpose") not in TXT_PURPOSES:
+            raise InvalidInput("txt purpose is verify, applepodcastsverify or ai-content", code="invalid-txt")
+    frequency = fields.get("update_frequency")
+    if frequency is not None:
+        if not str(frequency.get("text") or "").strip():
+            raise InvalidInput("updateFrequency needs a text, such as 'Weekly'", code="invalid-frequency")
+        rrule = str(frequency.get("rrule") or "")
+        if rrule and "FREQ=" not in rrule.upper():
+            raise InvalidInput("the rrule is an RFC 5545 rule with FREQ", code="invalid-frequency")
+        if "COUNT=" in rrule.upper() and not frequency.get("dtstart"):
+            raise InvalidInput("an rrule with COUNT needs a dtstart", code="invalid-frequency")
+    size = fields.get("feed_page_size")
+    if size is not None and not 10 <= int(size) <= 1000:
+        raise InvalidInput("feed_page_size is 10 to 1000 (or null: one complete feed)", code="invalid-paging")
+    _https(fields.get("moved_to"), "moved_to (the feed's new home)", "invalid-moved-to")
 
 
 def create_show(uow: UnitOfWork, user: User, slug: str, fields: dict[str, Any]) -> Show:
@@ -187,4 +247,23 @@ def set_bumper(
         storage.put_file(key, path, content_type=probe.mime_type)
     setattr(show, f"{which}_key", key)
     show.updated_at = datetime.now(UTC)
+    return show
+
+
+def move_show(uow: UnitOfWork, user: User, slug: str, new_slug: str, urls: Urls) -> Show:
+    """Give the show a new slug (new feed URLs). The old URLs answer 301 for good, the feeds carry
+    itunes:new-feed-url, and each feed keeps its podcast:guid (frozen from the old URLs)."""
+    show = repo.show_by_slug(uow.session, slug)
+    require_role(uow, user, show, Role.OWNER)
+    validate_slug(new_slug)
+    if new_slug == show.slug:
+        return show
+    if repo.slug_taken(uow.session, new_slug) or uow.session.get(ShowAlias, new_slug) is not None:
+        raise Conflict(f"the slug {new_slug!r} is taken", code="show-exists")
+    freeze_feed_guids(show, urls)
+    old_alias = uow.session.get(ShowAlias, slug)
+    if old_alias is None:
+        uow.session.add(ShowAlias(slug=show.slug, show_id=show.id))
+    show.slug = new_slug
+    touch_feed(show)
     return show

@@ -64,7 +64,9 @@ def test_video_episode_gets_video_audio_and_poster(
         assert seconds == pytest.approx(5.0, abs=0.3)
         assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
     assert media["loudness_out"]["integrated"] == pytest.approx(-16.0, abs=0.5)
-    feed = feedparser.parse(client.get("/feeds/test-show.xml").content)
+    # A video episode goes in the show's video feed (and in the audio feed only when the host asks).
+    assert feedparser.parse(client.get("/feeds/test-show.xml").content).entries == []
+    feed = feedparser.parse(client.get("/feeds/test-show/video.xml").content)
     assert not feed.bozo
     assert feed.entries[0].enclosures[0]["type"] == "video/mp4"
     assert int(feed.entries[0].enclosures[0]["length"]) == media["byte_size"]

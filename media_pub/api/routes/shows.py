@@ -7,6 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
 
 from media_pub.api.deps import ContainerDep, UowDep, UserDep
 from media_pub.api.schemas import ShowCreate, ShowRead, ShowUpdate
@@ -48,6 +49,20 @@ def get_show(show: str, uow: UowDep, user: UserDep, c: ContainerDep) -> ShowRead
 def update_show(show: str, body: ShowUpdate, uow: UowDep, user: UserDep, c: ContainerDep) -> ShowRead:
     """Change some fields of a show."""
     found = svc.update_show(uow, user, show, body.fields())
+    uow.commit()
+    return ShowRead.of(found, c.urls.feed(found))
+
+
+class ShowMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: str = Field(max_length=64, description="The new slug: the feeds' new URLs")
+
+
+@router.post("/{show}/move")
+def move_show(show: str, body: ShowMove, uow: UowDep, user: UserDep, c: ContainerDep) -> ShowRead:
+    """Move the show to a new slug (owner). The old feed URLs answer 301 to the new ones for good, the
+    feeds carry itunes:new-feed-url, and each keeps its podcast:guid."""
+    found = svc.move_show(uow, user, show, body.slug, c.urls)
     uow.commit()
     return ShowRead.of(found, c.urls.feed(found))
 

@@ -101,9 +101,27 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_supporters_show_id", "supporters", ["show_id"])
+    # A show has several feeds now (audio, video, live, pages): the cache is keyed by show and feed name.
+    op.drop_table("feed_cache")
+    _feed_cache(with_name=True)
+
+
+def _feed_cache(*, with_name: bool) -> None:
+    columns = [
+        sa.Column("show_id", sa.String(32), sa.ForeignKey("shows.id", ondelete="CASCADE"), primary_key=True),
+        *([sa.Column("name", sa.String(32), primary_key=True)] if with_name else []),
+        sa.Column("feed_version", sa.Integer(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("body_gzip", sa.LargeBinary(), nullable=False),
+        sa.Column("etag", sa.String(80), nullable=False),
+        sa.Column("last_modified", sa.DateTime(timezone=True), nullable=False),
+    ]
+    op.create_table("feed_cache", *columns)
 
 
 def downgrade() -> None:
+    op.drop_table("feed_cache")
+    _feed_cache(with_name=False)
     op.drop_table("supporters")
     op.drop_table("livestreams")
     op.drop_table("transcripts")
