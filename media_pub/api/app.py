@@ -23,16 +23,17 @@ from media_pub.api.routes import (
 )
 from media_pub.bootstrap import Container
 from media_pub.services.episodes import publish_due
+from media_pub.services.livestreams import livestreams_due
 
 log = logging.getLogger(__name__)
 
 
 def _scheduler(container: Container, stop: threading.Event) -> None:
-    """Publish scheduled episodes when their time comes, with no request needed."""
+    """Publish scheduled episodes and announcements when their time comes, with no request needed."""
     while not stop.wait(container.settings.scheduler_interval_seconds):
         try:
             with container.uow() as uow:
-                if publish_due(uow):
+                if publish_due(uow) + livestreams_due(uow):
                     uow.commit()
         except Exception:
             log.exception("scheduler.failed")

@@ -71,7 +71,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(MediaPubError)
     async def _domain(request: Request, exc: MediaPubError) -> JSONResponse:
         status = status_for(exc)
-        return problem(status, exc.code, exc.title, exc.detail, redact(request.url.path))
+        return problem(status, exc.code, exc.title, redact(exc.detail), redact(request.url.path))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

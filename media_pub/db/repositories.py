@@ -8,12 +8,33 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from media_pub.db.models import ApiToken, Asset, Episode, FeedCache, Job, Show, ShowMember, User
+from media_pub.db.models import (
+    ApiToken,
+    Asset,
+    Episode,
+    FeedCache,
+    Job,
+    Show,
+    ShowAlias,
+    ShowMember,
+    User,
+)
 from media_pub.errors import NotFound
 
 
 def show_by_slug(session: Session, slug: str) -> Show:
     show = session.scalar(select(Show).where(Show.slug == slug))
+    if show is None:
+        raise NotFound(f"no show with slug {slug!r}", code="show-not-found")
+    return show
+
+
+def show_by_slug_or_alias(session: Session, slug: str) -> Show:
+    """The show with this slug now, or the one that had it before moving."""
+    show = session.scalar(select(Show).where(Show.slug == slug))
+    if show is None:
+        alias = session.get(ShowAlias, slug)
+        show = session.get(Show, alias.show_id) if alias is not None else None
     if show is None:
         raise NotFound(f"no show with slug {slug!r}", code="show-not-found")
     return show

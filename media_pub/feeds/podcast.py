@@ -162,7 +162,7 @@ def _positive(n: int | None) -> int | None:
     return n if n is not None and n > 0 else None
 
 
-def _order_items(items: list[FeedItem], show_type: str) -> list[FeedItem]:
+def order_items(items: list[FeedItem], show_type: str) -> list[FeedItem]:
     """Episodic: newest first. Serial: oldest first by season, episode number, then date."""
     if show_type == "serial":
 
@@ -519,7 +519,7 @@ def build_feed(channel: FeedChannel, items: list[FeedItem]) -> bytes:
     fg.register_extension("podcast20", Podcast20Extension, Podcast20EntryExtension)
     fg.register_extension("websub", WebSubExtension, atom=False)
     _channel(fg, channel)
-    for item in _order_items(items, channel.show_type):
+    for item in order_items(items, channel.show_type):
         _item(fg.add_entry(order="append"), item)
     # feedgen formats dates by switching the process-wide locale (locale.setlocale) around strftime;
     # serialise renders so concurrent requests in a thread pool do not interleave those switches.

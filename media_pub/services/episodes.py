@@ -291,9 +291,23 @@ def publish_due(uow: UnitOfWork, now: datetime | None = None) -> int:
     return len(due)
 
 
-def public_episode(uow: UnitOfWork, episode_id: str) -> Episode:
-    """An episode apps may see: published, with its time come."""
+def public_episode(uow: UnitOfWork, episode_id: str, *, supporter_of: str | None = None) -> Episode:
+    """An episode apps may see: published, with its time come, and not supporter-only, unless
+    `supporter_of` is the show id of a checked supporter token (then only that show's episodes)."""
     episode = uow.session.get(Episode, episode_id)
+    missing = NotFound("no such published episode", code="episode-not-found")
     if episode is None or episode.published_at is None or episode.status != "published":
-        raise NotFound("no such published episode", code="episode-not-found")
+        raise missing
+    if supporter_of is not None and episode.show_id != supporter_of:
+        raise missing
+    if episode.supporter_only and supporter_of is None:
+        raise missing
     return episode
+
+
+def episode_show_slug(uow: UnitOfWork, episode_id: str) -> str:
+    """The slug of an episode's show (NotFound for an unknown episode)."""
+    episode = uow.session.get(Episode, episode_id)
+    if episode is None:
+        raise NotFound("no such published episode", code="episode-not-found")
+    return episode.show.slug

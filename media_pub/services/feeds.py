@@ -40,11 +40,12 @@ from media_pub.feeds.model import (
     FeedTxt,
     FeedUpdateFrequency,
 )
-from media_pub.feeds.podcast import build_feed
+from media_pub.feeds.podcast import build_feed, order_items
 from media_pub.services.episodes import chapters_from_json, public_episode, publish_due
 from media_pub.services.urls import FeedKind, Urls, feed_guid
 
 TRANSCRIPT_TYPES = {"vtt": "text/vtt", "json": "application/json"}
+MEMO_LIMIT = 512  # rendered feeds kept in memory per process (public feeds also live in the database)
 
 
 @dataclass(frozen=True)
@@ -189,9 +190,11 @@ def _item(
             return None
         enclosure = mp3
     show = cat.show
+    # A supporter-only episode's extras are served under the token too.
+    extras_token = token if episode.supporter_only else None
     transcripts = [
         FeedTranscript(
-            url=urls.transcript(episode.id, t.language, fmt),
+            url=urls.transcript(episode.id, t.language, fmt, extras_token),
             type=mime,
             language=t.language,
             rel="captions" if t.captions and fmt == "vtt" else None,
@@ -214,7 +217,7 @@ def _item(
         season=episode.season,
         number=episode.number,
         image_url=None,
-        chapters_url=urls.chapters(episode) if episode.chapters else None,
+        chapters_url=urls.chapters(episode, extras_token) if episode.chapters else None,
         persons=_persons(episode.persons),
         season_name=episode.season_name,
         episode_display=episode.episode_display,
@@ -284,6 +287,7 @@ def _channel(
     items: list[FeedItem],
     *,
     feed_url: str,
+    last_build: datetime,
     private: bool = False,
     moved: bool = False,
 ) -> FeedChannel:
@@ -308,9 +312,10 @@ def _channel(
         funding=_funding(show.funding),
         persons=_persons(show.persons),
         locked=show.locked,
-        podcast_guid=feed_guid(show, urls, kind),
-        last_build=show.feed_changed_at,
-        new_feed_url=show.moved_to or (urls.feed(show, kind) if moved and not private else None),
+        # A private feed is no public feed's copy: it gets no podcast:guid (indexes key feeds by it).
+        podcast_guid="" if private else feed_guid(show, urls, kind),
+        last_build=last_build,
+        new_feed_url=None if private else _new_feed_url(show, urls, kind, moved),
         block=private,
         medium=medium,
         locations=_locations(show.location),
@@ -322,6 +327,14 @@ def _channel(
         hubs=[] if private else list(options.hubs),
         live_items=[_live_item(cat, s) for s in cat.livestreams if kind == "live" and not _replayed(cat, s)],
     )
+
+
+def _new_feed_url(show: Show, urls: Urls, kind: FeedKind, moved: bool) -> str | None:
+    """itunes:new-feed-url: where the audio feed moved to (another host), or the feed's own URL after a
+    move here (Apple asks for it in the new feed)."""
+    if kind == "audio" and show.moved_to:
+        return show.moved_to
+    return urls.feed(show, kind) if moved else None
 
 
 def _replayed(cat: _Catalogue, stream: Livestream) -> bool:
@@ -338,8 +351,9 @@ def _selected(cat: _Catalogue, kind: FeedKind, *, supporter: bool) -> list[Episo
         if main is None:
             continue
         if kind == "audio":
-            bonus = supporter and episode.supporter_only and main.kind == "audio"
-            ok = bonus or _in_audio_feed(cat, episode)
+            bonus = supporter and episode.supporter_only
+            has_audio = main.kind == "audio" or "mp3" in _renditions(cat, main)
+            ok = (bonus and has_audio) or _in_audio_feed(cat, episode)
         elif kind == "video":
             ok = main.kind == "video" and episode.livestream_id is None
         else:
@@ -365,14 +379,17 @@ def render_feed(
     page: int | None = None,
     token: str | None = None,
     now: datetime | None = None,
+    last_build: datetime | None = None,
 ) -> bytes:
-    """One of the show's feeds as the catalogue has it now; `token` renders a supporter's private feed."""
+    """One of the show's feeds as the catalogue has it now; `token` renders a supporter's private feed.
+
+    `last_build` is its lastBuildDate (default: when the show last changed).
+    """
     options = options or FeedOptions()
     cat = _load(uow.session, show, now or datetime.now(UTC))
     private = token is not None
     episodes = _selected(cat, kind, supporter=private)
-    items = [i for e in episodes if (i := _item(cat, e, urls, kind, token))]
-    items.sort(key=lambda i: (i.pub_date, i.guid), reverse=True)
+    items = order_items([i for e in episodes if (i := _item(cat, e, urls, kind, token))], show.show_type)
     moved = uow.session.scalar(select(ShowAlias.slug).where(ShowAlias.show_id == show.id)) is not None
     size = None if private else show.feed_page_size
     number = max(1, page or 1)
@@ -388,7 +405,10 @@ def render_feed(
             links.append(("next", urls.feed(show, kind, number + 1)))
         links.append(("last", urls.feed(show, kind, pages)))
     feed_url = urls.private_feed(show.slug, token) if token is not None else urls.feed(show, kind, number)
-    channel = _channel(cat, urls, kind, options, items, feed_url=feed_url, private=private, moved=moved)
+    channel = _channel(
+        cat, urls, kind, options, items, feed_url=feed_url, private=private, moved=moved,
+        last_build=last_build or show.feed_changed_at,
+    )  # fmt: skip
     if links:
         channel = replace(channel, page_links=links)
     return build_feed(channel, _page_of(items, size, number))
@@ -434,8 +454,7 @@ class FeedService:
             return memo
         cache = repo.feed_cache(uow.session, show.id, name)
         if cache is None or cache.feed_version != show.feed_version:
-            body = render_feed(uow, show, self.urls, kind, options=self.options, page=page)
-            cache = self._store(uow, show, name, cache, body)
+            cache = self._rebuild(uow, show, kind, page, name, cache)
         rendered = RenderedFeed(
             cache.body, cache.body_gzip, cache.etag, cache.last_modified, cache.feed_version
         )
@@ -459,6 +478,8 @@ class FeedService:
             show.feed_version,
         )
         with self._lock:
+            if len(self._memo) >= MEMO_LIMIT:  # drop the oldest (dicts keep insertion order)
+                del self._memo[next(iter(self._memo))]
             self._memo[key] = rendered
         return rendered
 
@@ -468,11 +489,34 @@ class FeedService:
             for key in [k for k in self._memo if k[1] == f"private:{supporter_id}"]:
                 del self._memo[key]
 
+    def _rebuild(
+        self,
+        uow: UnitOfWork,
+        show: Show,
+        kind: FeedKind,
+        page: int | None,
+        name: str,
+        cache: FeedCache | None,
+    ) -> FeedCache:
+        """Render the feed again; its validators (and lastBuildDate) move only when its content did: a
+        change elsewhere in the show (another feed, a supporter-only episode) leaves it as it was."""
+
+        def render(last_build: datetime) -> bytes:
+            return render_feed(
+                uow, show, self.urls, kind, options=self.options, page=page, last_build=last_build
+            )
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        if cache is not None and cache.etag and _etag(render(cache.last_modified)) == cache.etag:
+            body = cache.body  # the same bytes as before: only the version is brought up to date
+        else:
+            body = render(now)
+        return self._store(uow, show, name, cache, body, now)
+
     def _store(
-        self, uow: UnitOfWork, show: Show, name: str, cache: FeedCache | None, body: bytes
+        self, uow: UnitOfWork, show: Show, name: str, cache: FeedCache | None, body: bytes, now: datetime
     ) -> FeedCache:
         etag = _etag(body)
-        now = datetime.now(UTC).replace(microsecond=0)
         if cache is None:
             cache = FeedCache(
                 show_id=show.id,
@@ -498,9 +542,9 @@ class FeedService:
         return cache
 
 
-def episode_chapters_json(uow: UnitOfWork, episode_id: str) -> bytes:
-    """Chapters JSON of a published episode (NotFound otherwise)."""
-    episode = public_episode(uow, episode_id)
+def episode_chapters_json(uow: UnitOfWork, episode_id: str, *, supporter_of: str | None = None) -> bytes:
+    """Chapters JSON of a published episode (NotFound otherwise; see public_episode for `supporter_of`)."""
+    episode = public_episode(uow, episode_id, supporter_of=supporter_of)
     return chapters_json(
         chapters_from_json(episode.chapters), title=episode.title, podcast_name=episode.show.title
     )

@@ -45,6 +45,7 @@ from media_pub.net.fetch import fetch, fetch_to_file
 from media_pub.services import episodes as ep_svc
 from media_pub.services import podcast_values as p20
 from media_pub.services import shows as show_svc
+from media_pub.services import transcripts as transcript_svc
 from media_pub.services.episodes import chapters_to_json
 from media_pub.services.uploads import Spooled, TrimRequest, attach_upload
 
@@ -55,6 +56,7 @@ FEED_TIMEOUT_SECONDS = 30.0
 SMALL_FILE_TIMEOUT_SECONDS = 60.0  # artwork and chapters files
 MEDIA_TIMEOUT_SECONDS = 3600.0  # one enclosure
 MAX_CHAPTERS_BYTES = 2 * 1024 * 1024
+MAX_TRANSCRIPT_BYTES = 5 * 1024 * 1024
 DEFAULT_CATEGORY = "Society & Culture"
 MEDIUMS = frozenset({"podcast", "music", "video", "film", "audiobook", "newsletter", "blog", "course"})
 _LANG = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
@@ -516,8 +518,8 @@ def _item_warnings(items: list[ImportedEpisode], options: ImportOptions, warning
         if item.chapters_url and not (options.copy_media and _is_json_chapters(item)):
             why = "copy media to copy them" if _is_json_chapters(item) else "not a JSON chapters file"
             warnings.append(f"{where}: chapters at {item.chapters_url[:300]} not copied ({why})")
-        if item.transcripts:
-            warnings.append(f"{where}: {len(item.transcripts)} transcript link(s) listed, not copied")
+        if item.transcripts and not options.copy_media:
+            warnings.append(f"{where}: {len(item.transcripts)} transcript link(s) not copied (copy media)")
         if item.block:
             warnings.append(f"{where} was hidden from Apple Podcasts (itunes:block); ours is not")
     if not items:
@@ -608,8 +610,15 @@ def copy_episode_media(
                 job.payload = {**job.payload, "source_chapters": chapters}
             outcome.job_id, outcome.status, outcome.media = job.id, episode.status, "queued"
             uow.commit()
-    except (MediaPubError, OSError) as exc:
-        error = exc if isinstance(exc, MediaPubError) else Unavailable(f"storing the download failed: {exc}")
+        _copy_transcripts(container, user_id, outcome, allow_private=allow_private)
+    except Exception as exc:  # one episode's failure must not stop the copy of the others
+        if isinstance(exc, MediaPubError):
+            error: MediaPubError = exc
+        elif isinstance(exc, OSError):
+            error = Unavailable(f"storing the download failed: {exc}")
+        else:
+            log.exception("import.media_crashed episode_id=%s", outcome.id)
+            error = MediaPubError(f"internal error ({type(exc).__name__})", code="internal-error")
         outcome.media, outcome.error = "failed", f"{error.title}: {error.detail}"
         with container.uow() as uow:
             episode = repo.episode_by_id(uow.session, outcome.id)
@@ -618,6 +627,35 @@ def copy_episode_media(
         log.warning("import.media_failed episode_id=%s code=%s", outcome.id, error.code)
     finally:
         path.unlink(missing_ok=True)
+
+
+def _copy_transcripts(
+    container: Container, user_id: str, outcome: EpisodeOutcome, *, allow_private: bool
+) -> None:
+    """Fetch each transcript the old feed linked and take it in like an upload (validated, stored as WebVTT
+    and JSON, in the original's timeline so it follows any cut); a bad one is recorded, not fatal."""
+    for link in outcome.transcripts:
+        url, kind = link.get("url") or "", link.get("type")
+        try:
+            got = fetch(url, max_bytes=MAX_TRANSCRIPT_BYTES, timeout=SMALL_FILE_TIMEOUT_SECONDS,
+                        allow_private=allow_private, accept=kind or "*/*")  # fmt: skip
+            if got.status != 200:
+                raise _http_error(url, got.status)
+            with container.uow() as uow:
+                user = uow.session.get(User, user_id)
+                if user is None:
+                    raise InvalidInput("the importing user is gone", code="user-not-found")
+                language = link.get("language") or repo.episode_by_id(uow.session, outcome.id).show.language
+                transcript_svc.put_transcript(
+                    uow, container.storage, user, outcome.id, language, got.body,
+                    filename=urlsplit(url).path, content_type=kind, timeline="original",
+                    captions=link.get("rel") == "captions",
+                )  # fmt: skip
+                uow.commit()
+            link["copied"] = "yes"
+        except MediaPubError as error:
+            link["copied"] = f"no: {error.detail}"
+            log.warning("import.transcript_failed episode_id=%s code=%s", outcome.id, error.code)
 
 
 def copy_media(

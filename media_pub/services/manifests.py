@@ -10,13 +10,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from media_pub.bootstrap import Container
 from media_pub.db import repositories as repo
+from media_pub.db.models import Livestream
+from media_pub.db.uow import UnitOfWork
 from media_pub.domain.keys import show_key
 from media_pub.errors import InvalidInput, MediaPubError
 from media_pub.media.artwork import placeholder_artwork
 from media_pub.media.synth import write_speech_like
 from media_pub.services import episodes as ep_svc
+from media_pub.services import livestreams as live_svc
 from media_pub.services import shows as show_svc
 from media_pub.services.auth import system_user
 from media_pub.services.uploads import CHUNK, Spool, TrimRequest, attach_upload
@@ -69,6 +74,7 @@ def publish_folder(container: Container, folder: Path) -> ManifestReport:
     if not slug:
         raise InvalidInput(f"{folder / 'show.toml'} has no slug", code="invalid-manifest")
     show_manifest.pop("artwork", None)
+    livestreams = show_manifest.pop("livestreams", [])
     report = ManifestReport(show=slug)
     with container.uow() as uow:
         user = system_user(uow)
@@ -78,6 +84,11 @@ def publish_folder(container: Container, folder: Path) -> ManifestReport:
             container.storage.put_bytes(key, placeholder_artwork(show.title), content_type="image/jpeg")
             show.artwork_key = key
             report.created_show = True
+        for stream in livestreams:  # announced streams (matched by guid)
+            fields = dict(stream)
+            guid = fields.pop("guid", None)
+            if guid is None or not (repo.episode_by_guid(uow.session, guid) or _stream_exists(uow, guid)):
+                live_svc.create_livestream(uow, user, slug, fields, guid=guid)
         uow.commit()
     work = Path(tempfile.mkdtemp(prefix="media-pub-manifests-"))
     try:
@@ -88,6 +99,10 @@ def publish_folder(container: Container, folder: Path) -> ManifestReport:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _stream_exists(uow: UnitOfWork, guid: str) -> bool:
+    return uow.session.scalar(select(Livestream.id).where(Livestream.guid == guid)) is not None
 
 
 def _publish_one(

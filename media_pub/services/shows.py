@@ -21,6 +21,7 @@ from media_pub.feeds.categories import validate_category
 from media_pub.media.artwork import inspect_artwork
 from media_pub.media.probe import probe_file
 from media_pub.media.process import MAX_CLIP_SECONDS
+from media_pub.services import podcast_values as p20
 from media_pub.services.auth import grant, require_role
 from media_pub.services.urls import Urls, freeze_feed_guids
 from media_pub.storage.base import Storage
@@ -59,7 +60,6 @@ SHOW_FIELDS = {
     "moved_to",
 }
 MEDIUMS = ("podcast", "music", "video", "film", "audiobook", "newsletter", "blog", "course", "mixed")
-TXT_PURPOSES = (None, "verify", "applepodcastsverify", "ai-content")
 _LANG = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -124,35 +124,51 @@ def _https(value: object, what: str, code: str) -> None:
 
 
 def _validate_feed_fields(fields: dict[str, Any]) -> None:
-    """The Podcasting 2.0 values a show carries in its feeds."""
+    """The Podcasting 2.0 values a show carries in its feeds, checked (and normalized) as episodes' are."""
     if "medium" in fields and fields["medium"] not in MEDIUMS:
         raise InvalidInput(f"medium is one of {', '.join(MEDIUMS)}", code="invalid-medium")
-    location = fields.get("location")
-    if location is not None and not str(location.get("text") or "").strip():
-        raise InvalidInput("a location needs a text (a place name)", code="invalid-location")
-    license_ = fields.get("license")
-    if license_ is not None:
-        if not str(license_.get("slug") or "").strip():
-            raise InvalidInput("a license needs a slug (an SPDX identifier)", code="invalid-license")
-        _https(license_.get("url"), "the license url", "invalid-license")
-    for txt in fields.get("txt") or []:
-        if not str(txt.get("text") or "").strip() or len(txt["text"]) > 4000:
-            raise InvalidInput("a txt entry has 1 to 4000 characters", code="invalid-txt")
-        if txt.get("purpose") not in TXT_PURPOSES:
-            raise InvalidInput("txt purpose is verify, applepodcastsverify or ai-content", code="invalid-txt")
-    frequency = fields.get("update_frequency")
-    if frequency is not None:
-        if not str(frequency.get("text") or "").strip():
-            raise InvalidInput("updateFrequency needs a text, such as 'Weekly'", code="invalid-frequency")
-        rrule = str(frequency.get("rrule") or "")
-        if rrule and "FREQ=" not in rrule.upper():
-            raise InvalidInput("the rrule is an RFC 5545 rule with FREQ", code="invalid-frequency")
-        if "COUNT=" in rrule.upper() and not frequency.get("dtstart"):
-            raise InvalidInput("an rrule with COUNT needs a dtstart", code="invalid-frequency")
+    if "location" in fields:
+        fields["location"] = p20.location(fields["location"])
+    if "license" in fields:
+        fields["license"] = p20.license_(fields["license"])
+    if "txt" in fields:
+        fields["txt"] = p20.txt(fields["txt"])
+    if "update_frequency" in fields:
+        fields["update_frequency"] = _update_frequency(fields["update_frequency"])
     size = fields.get("feed_page_size")
     if size is not None and not 10 <= int(size) <= 1000:
         raise InvalidInput("feed_page_size is 10 to 1000 (or null: one complete feed)", code="invalid-paging")
     _https(fields.get("moved_to"), "moved_to (the feed's new home)", "invalid-moved-to")
+
+
+def _update_frequency(value: object) -> dict[str, Any] | None:
+    """podcast:updateFrequency: text, an RFC 5545 rrule, complete, and dtstart (a time with its zone)."""
+    if value is None:
+        return None
+    code = "invalid-frequency"
+    if not isinstance(value, dict) or set(value) - {"text", "rrule", "complete", "dtstart"}:
+        raise InvalidInput("update_frequency is {text, rrule, complete, dtstart}", code=code)
+    text = value.get("text")
+    if not isinstance(text, str) or not text.strip() or len(text) > 128:
+        raise InvalidInput("update_frequency needs a text such as 'Weekly' (128 characters)", code=code)
+    out: dict[str, Any] = {"text": text.strip(), "complete": bool(value.get("complete"))}
+    rrule = value.get("rrule")
+    if rrule not in (None, ""):
+        if not isinstance(rrule, str) or "FREQ=" not in rrule.upper() or len(rrule) > 500:
+            raise InvalidInput("the rrule is an RFC 5545 rule with FREQ", code=code)
+        out["rrule"] = rrule.strip()
+    start = value.get("dtstart")
+    if start not in (None, ""):
+        try:
+            parsed = datetime.fromisoformat(str(start))
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None:
+            raise InvalidInput("dtstart is an ISO 8601 time with its zone", code=code) from None
+        out["dtstart"] = parsed.isoformat()
+    if "COUNT=" in str(out.get("rrule", "")).upper() and "dtstart" not in out:
+        raise InvalidInput("an rrule with COUNT needs a dtstart", code=code)
+    return out
 
 
 def create_show(uow: UnitOfWork, user: User, slug: str, fields: dict[str, Any]) -> Show:
@@ -161,7 +177,8 @@ def create_show(uow: UnitOfWork, user: User, slug: str, fields: dict[str, Any]) 
     _validate(fields)
     if "title" not in fields:
         raise InvalidInput("a show needs a title", code="invalid-title")
-    if repo.slug_taken(uow.session, slug):
+    if repo.slug_taken(uow.session, slug) or uow.session.get(ShowAlias, slug) is not None:
+        # An old slug of a moved show stays its own: its URLs still 301 to that show's feeds.
         raise Conflict(f"a show with slug {slug!r} exists already", code="show-exists")
     show = Show(slug=slug, **fields)
     uow.session.add(show)
@@ -258,11 +275,13 @@ def move_show(uow: UnitOfWork, user: User, slug: str, new_slug: str, urls: Urls)
     validate_slug(new_slug)
     if new_slug == show.slug:
         return show
-    if repo.slug_taken(uow.session, new_slug) or uow.session.get(ShowAlias, new_slug) is not None:
+    alias = uow.session.get(ShowAlias, new_slug)
+    if repo.slug_taken(uow.session, new_slug) or (alias is not None and alias.show_id != show.id):
         raise Conflict(f"the slug {new_slug!r} is taken", code="show-exists")
     freeze_feed_guids(show, urls)
-    old_alias = uow.session.get(ShowAlias, slug)
-    if old_alias is None:
+    if alias is not None:  # moving back to an old slug of its own
+        uow.session.delete(alias)
+    if uow.session.get(ShowAlias, show.slug) is None:
         uow.session.add(ShowAlias(slug=show.slug, show_id=show.id))
     show.slug = new_slug
     touch_feed(show)

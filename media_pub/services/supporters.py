@@ -176,9 +176,10 @@ def authenticate_supporter(
 
     Raises:
         NotFound: unknown show, unknown token, or a token of another show.
-        Gone: a revoked or expired token.
+        Gone: a revoked token.
+        NotFound: also an expired one (it may be renewed; apps drop a feed that answers 410).
     """
-    show = repo.show_by_slug(uow.session, show_slug)
+    show = repo.show_by_slug_or_alias(uow.session, show_slug)  # a moved show keeps its private feeds
     digest = hash_token(token)
     supporter = _by_hash(uow, digest)
     if (
@@ -188,6 +189,9 @@ def authenticate_supporter(
     ):
         raise NotFound("no such private feed", code="private-feed-not-found")
     status = supporter_status(supporter, now)
+    if status == "expired":
+        # 404, not 410: apps unsubscribe on 410, and an expired supporter may be renewed.
+        raise NotFound("this private feed has expired", code="private-feed-expired")
     if status != "active":
         raise Gone(f"this private feed was {status}", code=f"private-feed-{status}")
     return supporter

@@ -203,14 +203,23 @@ def delete_transcript(uow: UnitOfWork, storage: Storage, user: User, episode_id:
 
 
 def public_transcript(
-    uow: UnitOfWork, storage: Storage, episode_id: str, language: str, fmt: PublicFormat
+    uow: UnitOfWork,
+    storage: Storage,
+    episode_id: str,
+    language: str,
+    fmt: PublicFormat,
+    *,
+    supporter_of: str | None = None,
 ) -> bytes:
-    """The WebVTT or JSON form for apps: published, public episodes only (NotFound otherwise)."""
+    """The WebVTT or JSON form for apps: published, public episodes only (NotFound otherwise); with
+    `supporter_of` (the show id of a checked supporter token) that show's supporter-only ones too."""
     missing = NotFound("no such transcript", code="transcript-not-found")
     episode = uow.session.get(Episode, episode_id)
     if episode is None or episode.status != EpisodeStatus.PUBLISHED or episode.published_at is None:
         raise missing
-    if episode.supporter_only:  # supporters' episodes are not public, nor are their transcripts
+    if supporter_of is not None and episode.show_id != supporter_of:
+        raise missing
+    if episode.supporter_only and supporter_of is None:  # not public, nor are their transcripts
         raise missing
     try:
         row = _row(uow, episode.id, normalize_language(language))

@@ -32,11 +32,13 @@ class Urls:
             return f"{self.base}/private/{token}/media/{key}"
         return self.storage.public_url(key) or f"{self.base}/media/{key}"
 
-    def chapters(self, episode: Episode) -> str:
-        return f"{self.base}/chapters/{episode.id}.json"
+    def chapters(self, episode: Episode, token: str | None = None) -> str:
+        where = f"{self.base}/private/{token}" if token is not None else self.base
+        return f"{where}/chapters/{episode.id}.json"
 
-    def transcript(self, episode_id: str, language: str, fmt: str = "vtt") -> str:
-        return f"{self.base}/transcripts/{episode_id}/{language}.{fmt}"
+    def transcript(self, episode_id: str, language: str, fmt: str = "vtt", token: str | None = None) -> str:
+        where = f"{self.base}/private/{token}" if token is not None else self.base
+        return f"{where}/transcripts/{episode_id}/{language}.{fmt}"
 
 
 def feed_guid(show: Show, urls: Urls, kind: FeedKind) -> str:

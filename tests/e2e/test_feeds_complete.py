@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import io
 import threading
 import uuid
 from collections.abc import Iterator
@@ -49,7 +50,8 @@ def _guid_of(url: str) -> str:
 
 
 def _items(body: bytes) -> list[str]:
-    return [g.text or "" for g in etree.fromstring(body).iter("guid")]
+    """The guids of the feed's items (not of its liveItems), in feed order."""
+    return [i.findtext("guid") or "" for i in etree.fromstring(body).find("channel").findall("item")]
 
 
 def _upload(client: TestClient, host: dict[str, str], data: bytes, title: str, **fields: object) -> dict:
@@ -104,7 +106,7 @@ def test_audio_and_video_feeds_hold_their_episodes_with_integrity(
 
     # Real clients see the same episodes.
     for body, expected in ((audio_feed, audio["guid"]), (video_feed, vlog["guid"])):
-        parsed = podcastparser.parse("https://example.org/feed.xml", __import__("io").BytesIO(body))
+        parsed = podcastparser.parse("https://example.org/feed.xml", io.BytesIO(body))
         assert [e["guid"] for e in parsed["episodes"]] == [expected]
         fp = feedparser.parse(body)
         assert not fp.bozo, fp.bozo_exception
@@ -164,7 +166,25 @@ def test_moving_a_show_answers_301_and_keeps_guids(
     )
     # Taking back the old slug for another show is refused: its URLs belong to the moved feed.
     clash = client.post("/api/v1/shows", json={**SHOW, "slug": "test-show"}, headers=host)
-    assert clash.status_code in (201, 409)
+    assert clash.status_code == 409
+
+    # A supporter's private feed URL, handed out before the move, still works.
+    supporter = client.post("/api/v1/shows/new-name/supporters", json={"name": "Sam"}, headers=host).json()
+    old_private = supporter["feed_url"].replace("/feeds/new-name/", "/feeds/test-show/")
+    assert client.get(old_private.removeprefix("http://testserver")).status_code == 200
+
+    # Back to the old slug: allowed (it is the show's own), and the other one becomes the alias.
+    back = client.post("/api/v1/shows/new-name/move", json={"slug": "test-show"}, headers=host)
+    assert back.status_code == 200, back.text
+    assert (
+        client.get("/feeds/new-name.xml", follow_redirects=False)
+        .headers["location"]
+        .endswith("/feeds/test-show.xml")
+    )
+    assert (
+        client.post("/api/v1/shows/test-show/move", json={"slug": "new-name"}, headers=host).status_code
+        == 200
+    )
 
     # Leaving for another host: 301 to there.
     away = client.patch("/api/v1/shows/new-name", json={"moved_to": "https://elsewhere.example/feed.xml"},
@@ -174,6 +194,105 @@ def test_moving_a_show_answers_301_and_keeps_guids(
     assert (gone.status_code, gone.headers["location"]) == (301, "https://elsewhere.example/feed.xml")
     bad = client.patch("/api/v1/shows/new-name", json={"moved_to": "ftp://x"}, headers=host)
     assert bad.status_code == 422
+    # Only the audio feed went away: the video feed stays, and does not send apps to the audio feed's host.
+    video = client.get("/feeds/new-name/video.xml")
+    assert video.status_code == 200
+    new_url = etree.fromstring(video.content).find(f"channel/{ITUNES}new-feed-url")
+    assert new_url is not None
+    assert new_url.text == "http://testserver/feeds/new-name/video.xml"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("update_frequency", {"text": "Weekly", "rrule": "FREQ=WEEKLY;COUNT=4", "dtstart": "2026-01-01"}),
+        ("update_frequency", {"text": "Weekly", "dtstart": "soon"}),
+        ("update_frequency", {"text": "", "rrule": "FREQ=WEEKLY"}),
+        ("location", {"text": "Berlin", "rel": "home"}),
+        ("location", {"text": "Berlin", "geo": 12}),
+        ("license", {"slug": "cc by", "url": "http://example.org"}),
+        ("txt", [{"text": 5}]),
+        ("medium", "radio"),
+    ],
+)
+def test_show_feed_values_are_checked_before_they_reach_a_feed(
+    client: TestClient, host: dict[str, str], field: str, value: object
+) -> None:
+    assert client.post("/api/v1/shows", json=SHOW, headers=host).status_code == 201
+    refused = client.patch("/api/v1/shows/test-show", json={field: value}, headers=host)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert client.get("/feeds/test-show.xml").status_code == 200
+
+
+def test_show_feed_values_are_written(client: TestClient, host: dict[str, str]) -> None:
+    assert client.post("/api/v1/shows", json=SHOW, headers=host).status_code == 201
+    values = {
+        "medium": "music",
+        "location": {"text": "Berlin", "geo": "geo:52.52,13.405", "rel": "creator", "country": "DE"},
+        "license": {"slug": "cc-by-4.0"},
+        "txt": [{"text": "S6lpp-7ZCn8-dZfGc-OoyaG", "purpose": "applepodcastsverify"}],
+        "update_frequency": {
+            "text": "Weekly",
+            "rrule": "FREQ=WEEKLY;COUNT=10",
+            "dtstart": "2026-01-05T09:00:00Z",
+        },
+    }
+    assert client.patch("/api/v1/shows/test-show", json=values, headers=host).status_code == 200
+    channel = etree.fromstring(client.get("/feeds/test-show.xml").content).find("channel")
+    assert channel.find(f"{P}medium").text == "music"
+    assert channel.find(f"{P}location").get("geo") == "geo:52.52,13.405"
+    assert channel.find(f"{P}license").text == "cc-by-4.0"
+    assert channel.find(f"{P}txt").get("purpose") == "applepodcastsverify"
+    frequency = channel.find(f"{P}updateFrequency")
+    assert (frequency.text, frequency.get("rrule")) == ("Weekly", "FREQ=WEEKLY;COUNT=10")
+    assert frequency.get("dtstart", "").startswith("2026-01-05T09:00:00")
+
+
+def test_validators_move_only_when_the_feed_does(client: TestClient, host: dict[str, str]) -> None:
+    assert client.post("/api/v1/shows", json=SHOW, headers=host).status_code == 201
+    first = client.get("/feeds/test-show.xml")
+    video_first = client.get("/feeds/test-show/video.xml")
+    # A processing setting is in no feed: neither feed changes (bytes, ETag, Last-Modified).
+    assert (
+        client.patch("/api/v1/shows/test-show", json={"video_height": 480}, headers=host).status_code == 200
+    )
+    again = client.get("/feeds/test-show.xml")
+    assert (again.content, again.headers["etag"], again.headers["last-modified"]) == (
+        first.content, first.headers["etag"], first.headers["last-modified"],
+    )  # fmt: skip
+    assert client.get("/feeds/test-show/video.xml").headers["etag"] == video_first.headers["etag"]
+    # The title is: both change.
+    assert client.patch("/api/v1/shows/test-show", json={"title": "Renamed"}, headers=host).status_code == 200
+    assert client.get("/feeds/test-show.xml").headers["etag"] != first.headers["etag"]
+    assert client.get("/feeds/test-show/video.xml").headers["etag"] != video_first.headers["etag"]
+
+
+def test_bonus_episode_extras_need_the_token(
+    container: Container, client: TestClient, host: dict[str, str], media: dict[str, bytes]
+) -> None:
+    assert client.post("/api/v1/shows", json=SHOW, headers=host).status_code == 201
+    chapters = [{"start": 0, "title": "Start"}, {"start": 2, "title": "Bonus part"}]
+    bonus = _upload(client, host, media["audio"], "Bonus", supporter_only=True)
+    assert (
+        client.patch(f"/api/v1/episodes/{bonus['id']}", json={"chapters": chapters}, headers=host).status_code
+        == 200
+    )
+    assert client.get(f"/chapters/{bonus['id']}.json").status_code == 404
+    assert client.get(f"/waveforms/{bonus['id']}.json").status_code == 404
+    supporter = client.post("/api/v1/shows/test-show/supporters", json={"name": "Sam"}, headers=host).json()
+    private = client.get(supporter["feed_url"].removeprefix("http://testserver")).content
+    channel = etree.fromstring(private).find("channel")
+    assert channel.find(f"{P}guid") is None, "a private feed is no public feed's copy"
+    item = channel.find("item")
+    assert item.findtext("guid") == bonus["guid"]
+    url = item.find(f"{P}chapters").get("url")
+    assert "/private/" in url
+    served = client.get(url.removeprefix("http://testserver"))
+    assert served.status_code == 200
+    assert [c["title"] for c in served.json()["chapters"]] == ["Start", "Bonus part"]
+    client.delete(f"/api/v1/supporters/{supporter['id']}", headers=host)
+    assert client.get(url.removeprefix("http://testserver")).status_code == 410
 
 
 def test_paged_feed_follows_rfc5005(container: Container, client: TestClient, host: dict[str, str]) -> None:
@@ -258,3 +377,41 @@ def test_feed_changes_ping_websub_hubs(tmp_path: Path, hub: str, media: dict[str
     assert "http://127.0.0.1:8000/feeds/test-show.xml" in published or any(
         u.endswith("/feeds/test-show.xml") for u in published
     ), _Hub.seen
+
+
+def test_every_feed_of_the_demo_show_passes_our_checker_and_real_parsers(tmp_path: Path) -> None:
+    from media_pub.api.main import load_demo
+
+    settings = make_settings(tmp_path, base_url="https://pod.example")  # as served in production
+    c = bootstrap(settings)
+    try:
+        load_demo(c, Path(__file__).resolve().parents[2] / "episodes")
+        with TestClient(create_app(c, scheduler=False)) as client:
+            seen = {}
+            paths = {"audio": "/feeds/commons-hour.xml", "video": "/feeds/commons-hour/video.xml",
+                     "live": "/feeds/commons-hour/live.xml"}  # fmt: skip
+            for kind, path in paths.items():
+                body = client.get(path).content
+                problems = check_feed(body, f"https://pod.example{path}")
+                assert [str(p) for p in problems if p.severity == "error"] == [], kind
+                guids = _items(body)
+                parsed = podcastparser.parse(f"https://pod.example{path}", io.BytesIO(body))
+                assert [e["guid"] for e in parsed["episodes"]] == guids, kind
+                fp = feedparser.parse(body)
+                assert not fp.bozo, (kind, fp.bozo_exception)
+                assert [e.id for e in fp.entries] == guids, kind
+                seen[kind] = etree.fromstring(body)
+    finally:
+        c.close()
+    audio = seen["audio"].find("channel")
+    assert len(audio.findall("item")) == 4
+    assert audio.find(f"{P}location").text == "Leeds, UK"
+    assert audio.find(f"{P}license").text == "cc-by-sa-4.0"
+    assert audio.find(f"{P}trailer") is not None, "the trailer episode is the show's podcast:trailer"
+    tenant = next(i for i in audio.iter("item") if i.findtext("guid").endswith("0003"))
+    assert [p.text for p in tenant.findall(f"{P}person")] == ["Ana Ruiz", "Dee Okafor"]
+    assert float(tenant.find(f"{P}soundbite").get("startTime")) == 16.0
+    live = seen["live"].find(f"channel/{P}liveItem")
+    assert live.get("status") == "pending"
+    assert live.findtext("guid") == "3f1c5f0e-7d1a-4c52-9a0c-0b6f7f1d0100"
+    assert live.find(f"{P}contentLink").get("href") == "https://commons-hour.example/live"

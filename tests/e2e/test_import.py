@@ -183,7 +183,7 @@ def old_feed(base: str, mp3_size: int = 1000) -> str:
     <itunes:season>2</itunes:season><itunes:episode>5</itunes:episode>
     <itunes:episodeType>full</itunes:episodeType><itunes:explicit>yes</itunes:explicit>
     <podcast:chapters url="{base}/ep1.chapters.json" type="application/json+chapters"/>
-    <podcast:transcript url="https://old.example/ep1.vtt" type="text/vtt" language="en"/>
+    <podcast:transcript url="{base}/ep1.vtt" type="text/vtt" language="en"/>
     <podcast:soundbite startTime="0.5" duration="1.5">Best bit</podcast:soundbite>
     <podcast:person role="guest">Bo Guest</podcast:person>
     <podcast:funding url="http://insecure.example/tip">Old tip jar</podcast:funding>
@@ -216,6 +216,7 @@ def serve_old_show(server: OldHost, base: str, mp3: bytes) -> None:
             "/media/ep1.mp3": ("audio/mpeg", mp3),
             "/cover.jpg": ("image/jpeg", placeholder_artwork("Old Host Show")),
             "/ep1.chapters.json": ("application/json+chapters", json.dumps(CHAPTERS).encode()),
+            "/ep1.vtt": ("text/vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\n<v Ana>Hello from the old host\n"),
         }
     )
 
@@ -354,7 +355,9 @@ def test_copy_media_through_the_api_publishes_on_the_old_date(
     assert result["episodes"][0]["chapters"] == "copied"
     assert container.queue.wait_idle(180)  # type: ignore[attr-defined]
     assert set(dials) == {PUBLIC_IP}
-    assert sorted(old_host.requests) == ["/cover.jpg", "/ep1.chapters.json", "/feed.xml", "/media/ep1.mp3"]
+    assert sorted(old_host.requests) == [
+        "/cover.jpg", "/ep1.chapters.json", "/ep1.vtt", "/feed.xml", "/media/ep1.mp3",
+    ]  # fmt: skip
 
     episodes = {e["guid"]: e for e in client.get("/api/v1/shows/moved/episodes", headers=host).json()}
     first = episodes[EP1_GUID]
@@ -364,6 +367,12 @@ def test_copy_media_through_the_api_publishes_on_the_old_date(
     assert [c["title"] for c in first["chapters"]] == ["Intro", "Main"]
     assert first["chapters"][1]["start"] == pytest.approx(1.5, abs=0.1)
     assert episodes["urn:uuid:0e6f7a3c-0000-4000-8000-000000000001"]["status"] == "draft"
+    # The transcript the old feed linked is ours now, served as WebVTT.
+    listed = client.get(f"/api/v1/episodes/{first['id']}/transcripts", headers=host).json()
+    assert [t["language"] for t in listed] == ["en"]
+    vtt = client.get(f"/transcripts/{first['id']}/en.vtt")
+    assert vtt.status_code == 200
+    assert "Hello from the old host" in vtt.text
 
     feed = client.get("/feeds/moved.xml")
     assert feed.status_code == 200

@@ -22,7 +22,7 @@ from media_pub.bootstrap import Container, bootstrap
 from media_pub.cli import app
 from media_pub.config import get_settings
 from media_pub.db.models import Episode, Show, Supporter
-from media_pub.errors import Gone
+from media_pub.errors import Gone, NotFound
 from media_pub.media.synth import write_speech_like
 from media_pub.services import supporters as svc
 from tests.conftest import SHOW, new_user
@@ -107,8 +107,10 @@ def test_patch_expiry(client: TestClient, host: dict[str, str], show: None, cont
     past = client.patch(url, json={"expires_at": "2020-01-01T00:00:00+00:00"}, headers=host)
     assert past.status_code == 200, past.text
     assert past.json()["status"] == "expired"
-    with container.uow() as uow, pytest.raises(Gone):
+    with container.uow() as uow, pytest.raises(NotFound) as caught:
         svc.authenticate_supporter(uow, "test-show", token)
+    assert caught.value.code == "private-feed-expired"  # 404: the app keeps the feed for a renewal
+    _problem(client.get(f"/feeds/test-show/private/{token}.xml"), 404)
     cleared = client.patch(url, json={"expires_at": None}, headers=host)
     assert cleared.json()["status"] == "active"
     assert cleared.json()["expires_at"] is None
@@ -400,7 +402,7 @@ def test_every_backend(backend: Container, backend_client: TestClient) -> None:
         backend_client.patch(url, json={"expires_at": "2020-01-01T00:00:00Z"}, headers=host).status_code
         == 200
     )
-    with backend.uow() as uow, pytest.raises(Gone):
+    with backend.uow() as uow, pytest.raises(NotFound):
         svc.authenticate_supporter(uow, "test-show", token)
     assert backend_client.patch(url, json={"expires_at": None}, headers=host).json()["status"] == "active"
     assert backend_client.delete(url, headers=host).status_code == 204

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from media_pub.api.deps import ContainerDep, UowDep, UserDep
 from media_pub.api.schemas import (
@@ -18,17 +17,15 @@ from media_pub.api.schemas import (
     JobRead,
     PublishRequest,
 )
+from media_pub.api.uploading import check_length, file_chunks, spool_upload
 from media_pub.bootstrap import Container
 from media_pub.db import repositories as repo
 from media_pub.db.models import Episode, User
 from media_pub.db.uow import UnitOfWork
 from media_pub.domain.rules import EpisodeStatus
-from media_pub.errors import InvalidInput, TooLarge
 from media_pub.services import episodes as svc
 from media_pub.services.media import episode_waveform
 from media_pub.services.uploads import (
-    CHUNK,
-    Spool,
     Spooled,
     TrimRequest,
     attach_upload,
@@ -129,32 +126,15 @@ def _attach(c: Container, user: User, episode_id: str, spooled: Spooled, trim: T
 def _check_upload(c: Container, user: User, episode_id: str, request: Request) -> None:
     with c.uow() as uow:
         episode_for_upload(uow, user, episode_id)
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > c.settings.max_upload_bytes:
-        raise TooLarge(
-            f"the upload is larger than the limit of {c.settings.max_upload_bytes} bytes",
-            code="upload-too-large",
-        )
+    check_length(c, request)
 
 
 async def _receive(
     c: Container, user: User, episode_id: str, chunks: AsyncIterator[bytes], trim: TrimRequest
 ) -> JobRead:
-    """Stream `chunks` into a spool (hashing, size limit), then probe, store and queue in a thread."""
-    with Spool(c.settings.data_dir / "tmp", c.settings.max_upload_bytes) as spool:
-        try:
-            async for chunk in chunks:
-                spool.write(chunk)
-        except ClientDisconnect:
-            raise InvalidInput(
-                "the client closed the connection before the upload ended", code="upload-incomplete"
-            ) from None
-    return await run_in_threadpool(_attach, c, user, episode_id, spool.finish(), trim)
-
-
-async def _file_chunks(file: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await file.read(CHUNK):
-        yield chunk
+    """Spool the body, then probe, store and queue in a thread."""
+    spooled = await spool_upload(c, chunks)
+    return await run_in_threadpool(_attach, c, user, episode_id, spooled, trim)
 
 
 TrimQuery = Annotated[str | None, Query(description="In point: seconds or HH:MM:SS.mmm")]
@@ -204,7 +184,7 @@ async def upload_media_form(
     await run_in_threadpool(_check_upload, c, user, episode_id, request)
     try:
         trim = TrimRequest(start, end, frame_accurate, poster_at)
-        return await _receive(c, user, episode_id, _file_chunks(file), trim)
+        return await _receive(c, user, episode_id, file_chunks(file), trim)
     finally:
         await file.close()
 

@@ -9,17 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from starlette.requests import ClientDisconnect
 
 from media_pub.api.deps import ContainerDep, UowDep, UserDep
 from media_pub.api.schemas import ChapterIn, EpisodePerson, JobRead
+from media_pub.api.uploading import check_length, file_chunks, spool_upload
 from media_pub.bootstrap import Container
 from media_pub.db import repositories as repo
 from media_pub.db.models import Livestream, User
 from media_pub.db.uow import UnitOfWork
-from media_pub.errors import InvalidInput, TooLarge
 from media_pub.services import livestreams as svc
-from media_pub.services.uploads import CHUNK, Spool, TrimRequest
+from media_pub.services.uploads import Spooled, TrimRequest
 
 router = APIRouter(prefix="/api/v1", tags=["livestreams"])
 
@@ -171,8 +170,7 @@ def end_livestream(livestream_id: str, uow: UowDep, user: UserDep) -> Livestream
     return _read(uow, stream)
 
 
-def _attach(c: Container, user: User, livestream_id: str, spool: Spool, trim: TrimRequest) -> JobRead:
-    spooled = spool.finish()
+def _attach(c: Container, user: User, livestream_id: str, spooled: Spooled, trim: TrimRequest) -> JobRead:
     with c.uow() as uow:
         job = svc.attach_recording(
             uow, c.storage, c.queue, user, livestream_id, spooled, trim,
@@ -185,31 +183,14 @@ def _attach(c: Container, user: User, livestream_id: str, spool: Spool, trim: Tr
 def _check_upload(c: Container, user: User, livestream_id: str, request: Request) -> None:
     with c.uow() as uow:
         svc.recording_target(uow, user, livestream_id)
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > c.settings.max_upload_bytes:
-        raise TooLarge(
-            f"the upload is larger than the limit of {c.settings.max_upload_bytes} bytes",
-            code="upload-too-large",
-        )
+    check_length(c, request)
 
 
 async def _receive(
     c: Container, user: User, livestream_id: str, chunks: AsyncIterator[bytes], trim: TrimRequest
 ) -> JobRead:
-    with Spool(c.settings.data_dir / "tmp", c.settings.max_upload_bytes) as spool:
-        try:
-            async for chunk in chunks:
-                spool.write(chunk)
-        except ClientDisconnect:
-            raise InvalidInput(
-                "the client closed the connection before the upload ended", code="upload-incomplete"
-            ) from None
-    return await run_in_threadpool(_attach, c, user, livestream_id, spool, trim)
-
-
-async def _file_chunks(file: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await file.read(CHUNK):
-        yield chunk
+    spooled = await spool_upload(c, chunks)
+    return await run_in_threadpool(_attach, c, user, livestream_id, spooled, trim)
 
 
 @router.post("/livestreams/{livestream_id}/recording", status_code=status.HTTP_202_ACCEPTED)
@@ -232,7 +213,7 @@ async def upload_recording(
     await run_in_threadpool(_check_upload, c, user, livestream_id, request)
     try:
         trim = TrimRequest(start, end, frame_accurate, poster_at)
-        return await _receive(c, user, livestream_id, _file_chunks(file), trim)
+        return await _receive(c, user, livestream_id, file_chunks(file), trim)
     finally:
         await file.close()
 

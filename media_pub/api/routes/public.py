@@ -11,7 +11,9 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from media_pub.api.deps import ContainerDep, UowDep
 from media_pub.db import repositories as repo
+from media_pub.errors import NotFound
 from media_pub.feeds.chapters import CHAPTERS_MIME
+from media_pub.services.episodes import episode_show_slug
 from media_pub.services.feeds import FeedKind, Moved, RenderedFeed, episode_chapters_json
 from media_pub.services.media import (
     MediaLocation,
@@ -20,6 +22,7 @@ from media_pub.services.media import (
     media_show_slug,
 )
 from media_pub.services.supporters import authenticate_supporter
+from media_pub.services.transcripts import PUBLIC_TYPES, public_transcript
 
 router = APIRouter(tags=["public"])
 
@@ -130,6 +133,26 @@ def private_media(token: str, key: str, uow: UowDep, c: ContainerDep) -> Respons
     supporter = authenticate_supporter(uow, media_show_slug(uow, key), token)
     where = locate_public_media(uow, c.storage, key, supporter_of=supporter.show_id)
     return _media_response(where, private=True)
+
+
+@router.get("/private/{token}/chapters/{episode_id}.json", response_class=Response)
+def private_chapters(token: str, episode_id: str, uow: UowDep) -> Response:
+    """A supporter-only episode's chapters, through a supporter's token."""
+    supporter = authenticate_supporter(uow, episode_show_slug(uow, episode_id), token)
+    body = episode_chapters_json(uow, episode_id, supporter_of=supporter.show_id)
+    return Response(body, media_type=CHAPTERS_MIME, headers={"Cache-Control": "private, max-age=60"})
+
+
+@router.get("/private/{token}/transcripts/{episode_id}/{language}.{fmt}", response_class=Response)
+def private_transcript(
+    token: str, episode_id: str, language: str, fmt: str, uow: UowDep, c: ContainerDep
+) -> Response:
+    """A supporter-only episode's transcript (vtt or json), through a supporter's token."""
+    if fmt not in PUBLIC_TYPES:
+        raise NotFound("no such transcript", code="transcript-not-found")
+    supporter = authenticate_supporter(uow, episode_show_slug(uow, episode_id), token)
+    body = public_transcript(uow, c.storage, episode_id, language, fmt, supporter_of=supporter.show_id)  # type: ignore[arg-type]
+    return Response(body, media_type=PUBLIC_TYPES[fmt], headers={"Cache-Control": "private, max-age=60"})
 
 
 @router.head("/media/{key:path}", include_in_schema=False)
