@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +47,7 @@ from media_pub.services.episodes import chapters_from_json, public_episode, publ
 from media_pub.services.urls import FeedKind, Urls, feed_guid
 
 TRANSCRIPT_TYPES = {"vtt": "text/vtt", "json": "application/json"}
+DUE_CHECK_SECONDS = 1.0  # a feed request looks for due episodes at most this often (per process)
 MEMO_LIMIT = 512  # rendered feeds kept in memory per process (public feeds also live in the database)
 
 
@@ -426,10 +429,17 @@ class FeedService:
         self.options = options or FeedOptions()
         self._memo: dict[tuple[str, str], RenderedFeed] = {}
         self._lock = threading.Lock()
+        self._due_at = -math.inf
 
     def _due(self, uow: UnitOfWork) -> None:
+        """Publish what has come due before serving (the scheduler does it too, every few seconds); at
+        most once a second per process, since the check costs most of a cached feed's time."""
         from media_pub.services.livestreams import livestreams_due
 
+        now = time.monotonic()
+        if now - self._due_at < DUE_CHECK_SECONDS:
+            return
+        self._due_at = now
         changed = publish_due(uow)
         changed += livestreams_due(uow)
         if changed:
