@@ -25,6 +25,7 @@ from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import fromstring
 
 from media_pub.errors import InvalidInput
+from media_pub.feeds.model import FeedFunding, FeedPerson, FeedSoundbite, FeedTranscript
 
 # Canonical prefixes for the namespaces read here; keys are lower case without a trailing slash.
 _NAMESPACES = {
@@ -46,42 +47,11 @@ _XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
 _ENTITY_OR_CDATA = re.compile(rb"<!\[CDATA\[.*?\]\]>|&([A-Za-z][A-Za-z0-9]{1,31});", re.DOTALL)
 
 
-@dataclass(frozen=True)
-class ImportedPerson:
-    """A podcast:person credit (role and group lower case, Podcasting 2.0 defaults host/cast)."""
-
-    name: str
-    role: str = "host"
-    group: str = "cast"
-    img: str | None = None
-    href: str | None = None
-
-
-@dataclass(frozen=True)
-class ImportedFunding:
-    """A podcast:funding link and its text."""
-
-    url: str
-    text: str
-
-
-@dataclass(frozen=True)
-class ImportedTranscript:
-    """A podcast:transcript file."""
-
-    url: str
-    type: str
-    language: str | None = None
-    rel: str | None = None
-
-
-@dataclass(frozen=True)
-class ImportedSoundbite:
-    """A podcast:soundbite: start and duration in seconds, optional title."""
-
-    start: float
-    duration: float
-    title: str | None = None
+# What a feed says of people, funding, transcripts and soundbites is what our own feeds say: the same values.
+ImportedPerson = FeedPerson
+ImportedFunding = FeedFunding
+ImportedTranscript = FeedTranscript
+ImportedSoundbite = FeedSoundbite
 
 
 @dataclass(frozen=True)
