@@ -55,7 +55,7 @@ def supporter_add(
             f"added supporter {supporter.name!r} (id {supporter.id}); their private feed URL (shown once):",
             err=True,
         )
-        typer.echo(svc.private_feed_url(c.urls.base, show, token))
+        typer.echo(c.urls.private_feed(show, token))
     finally:
         c.close()
 

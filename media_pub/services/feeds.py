@@ -44,6 +44,7 @@ from media_pub.feeds.model import (
 )
 from media_pub.feeds.podcast import build_feed, order_items
 from media_pub.services.episodes import chapters_from_json, public_episode, publish_due
+from media_pub.services.livestreams import livestreams_due
 from media_pub.services.urls import FeedKind, Urls, feed_guid
 
 TRANSCRIPT_TYPES = {"vtt": "text/vtt", "json": "application/json"}
@@ -434,8 +435,6 @@ class FeedService:
     def _due(self, uow: UnitOfWork) -> None:
         """Publish what has come due before serving (the scheduler does it too, every few seconds); at
         most once a second per process, since the check costs most of a cached feed's time."""
-        from media_pub.services.livestreams import livestreams_due
-
         now = time.monotonic()
         if now - self._due_at < DUE_CHECK_SECONDS:
             return

@@ -73,6 +73,15 @@ def fail_job(job: Job, error: MediaPubError) -> None:
     job.finished_at = job.updated_at = datetime.now(UTC)
 
 
+def requeue_for_retry(uow_factory: UowFactory, job_id: str, error: MediaPubError) -> None:
+    """A transient failure: the job goes back to the queue (stage "retry"), with the error kept for show."""
+    with uow_factory() as uow:
+        job = repo.job_by_id(uow.session, job_id)
+        job.status, job.stage = JobStatus.QUEUED.value, "retry"
+        job.error, job.error_code = error.detail, error.code
+        uow.commit()
+
+
 def resume_unfinished(uow_factory: UowFactory, queue: JobQueue) -> int:
     """Queue again the jobs an earlier process left queued or running (in-process mode only)."""
     with uow_factory() as uow:

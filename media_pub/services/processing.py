@@ -26,7 +26,7 @@ from media_pub.media.tags import TagInfo, write_tags
 from media_pub.media.video import VideoOptions
 from media_pub.media.waveform import waveform_json
 from media_pub.services.episodes import chapters_from_json, chapters_to_json, on_ready
-from media_pub.services.jobs import fail_job, progress_reporter
+from media_pub.services.jobs import fail_job, progress_reporter, requeue_for_retry
 from media_pub.services.shows import touch_feed
 from media_pub.services.uploads import source_chapters
 from media_pub.storage.base import Storage
@@ -144,11 +144,7 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
         log.info("job.cancelled job_id=%s", job_id)
     except MediaPubError as error:
         if error.retryable:
-            with uow_factory() as uow:
-                job = repo.job_by_id(uow.session, job_id)
-                job.status, job.stage = JobStatus.QUEUED.value, "retry"
-                job.error, job.error_code = error.detail, error.code
-                uow.commit()
+            requeue_for_retry(uow_factory, job_id, error)
             raise
         _fail(uow_factory, job_id, error)
     except Exception as exc:  # a bug, not bad input: fail the job visibly rather than leave it running

@@ -27,7 +27,7 @@ from media_pub.domain.rules import FINISHED_JOB, EpisodeStatus, JobStatus
 from media_pub.errors import MediaPubError
 from media_pub.media.tags import RenditionKind, TagInfo, write_tags
 from media_pub.services.episodes import chapters_from_json
-from media_pub.services.jobs import fail_job
+from media_pub.services.jobs import fail_job, requeue_for_retry
 from media_pub.services.processing import _tags as rendition_tags
 from media_pub.services.shows import touch_feed
 from media_pub.storage.base import Storage
@@ -188,11 +188,7 @@ def retag_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str) 
         _finish(uow_factory, job_id, plan, _retag(storage, plan, work))
     except MediaPubError as error:
         if error.retryable:
-            with uow_factory() as uow:
-                job = repo.job_by_id(uow.session, job_id)
-                job.status, job.stage = JobStatus.QUEUED.value, "retry"
-                job.error, job.error_code = error.detail, error.code
-                uow.commit()
+            requeue_for_retry(uow_factory, job_id, error)
             raise
         _fail(uow_factory, job_id, error)  # the episode keeps the renditions it had
     except Exception as exc:  # a bug, not bad input: fail the job visibly rather than leave it running

@@ -118,11 +118,6 @@ def _validate(fields: dict[str, Any], show: Show | None = None) -> None:
     _validate_feed_fields(fields)
 
 
-def _https(value: object, what: str, code: str) -> None:
-    if value is not None and not str(value).startswith("https://"):
-        raise InvalidInput(f"{what} must be an https:// URL", code=code)
-
-
 def _validate_feed_fields(fields: dict[str, Any]) -> None:
     """The Podcasting 2.0 values a show carries in its feeds, checked (and normalized) as episodes' are."""
     if "medium" in fields and fields["medium"] not in MEDIUMS:
@@ -138,7 +133,8 @@ def _validate_feed_fields(fields: dict[str, Any]) -> None:
     size = fields.get("feed_page_size")
     if size is not None and not 10 <= int(size) <= 1000:
         raise InvalidInput("feed_page_size is 10 to 1000 (or null: one complete feed)", code="invalid-paging")
-    _https(fields.get("moved_to"), "moved_to (the feed's new home)", "invalid-moved-to")
+    if fields.get("moved_to") is not None:  # null clears it; anything else must be an https URL
+        fields["moved_to"] = p20.https_url(fields["moved_to"], "moved_to", "invalid-moved-to", required=True)
 
 
 def _update_frequency(value: object) -> dict[str, Any] | None:

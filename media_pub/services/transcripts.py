@@ -103,7 +103,7 @@ def _store_forms(storage: Storage, episode: Episode, language: str, t: tx.Transc
     """Store the WebVTT and JSON forms; content-addressed keys, so an unchanged form keeps its object."""
     keys = []
     for fmt in _FORMS:
-        body = tx.to_webvtt(t) if fmt == "vtt" else tx.to_json(t)
+        body = tx.render_transcript(t, fmt)
         key = asset_key(episode.show_id, episode.id, f"transcript-{language}-{_digest(body)}", fmt)
         storage.put_bytes(key, body, content_type=PUBLIC_TYPES[fmt])
         keys.append(key)

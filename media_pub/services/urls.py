@@ -6,6 +6,7 @@ from typing import Literal
 
 from media_pub.db.models import Episode, Show
 from media_pub.domain.rules import podcast_guid
+from media_pub.services.supporters import private_feed_url, private_media_url
 from media_pub.storage.base import Storage
 
 FeedKind = Literal["audio", "video", "live"]
@@ -25,11 +26,11 @@ class Urls:
         return url if page is None or page <= 1 else f"{url}?page={page}"
 
     def private_feed(self, slug: str, token: str) -> str:
-        return f"{self.base}/feeds/{slug}/private/{token}.xml"
+        return private_feed_url(self.base, slug, token)
 
     def media(self, key: str, token: str | None = None) -> str:
         if token is not None:
-            return f"{self.base}/private/{token}/media/{key}"
+            return private_media_url(self.base, token, key)
         return self.storage.public_url(key) or f"{self.base}/media/{key}"
 
     def chapters(self, episode: Episode, token: str | None = None) -> str:

@@ -70,7 +70,7 @@ def add_supporter(
     supporter, token = svc.add_supporter(uow, user, show, body.name, body.email, body.expires_at)
     uow.commit()
     read = SupporterRead.of(supporter, show)
-    return SupporterCreated(**read.model_dump(), feed_url=svc.private_feed_url(c.urls.base, show, token))
+    return SupporterCreated(**read.model_dump(), feed_url=c.urls.private_feed(show, token))
 
 
 @router.get("/api/v1/shows/{show}/supporters")
