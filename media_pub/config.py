@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     podping_url: str | None = None  # e.g. https://podping.cloud/ : told of every feed change
     podping_token: SecretStr | None = None  # sent as its Authorization header
     notify_attempts: int = Field(default=6, ge=1, le=20)  # per notification, with exponential backoff
+    # Jobs: a running job holds a lease that its heartbeat renews every third of it; a job whose lease ran
+    # out (its worker died) is sent again. The broker redelivers unacknowledged messages after the timeout.
+    job_lease_seconds: float = Field(default=60.0, ge=2.0)
+    broker_visibility_timeout: int = Field(default=3600, ge=1)
+    # The sweeper deletes stored objects no row refers to once they are older than the grace period.
+    sweep_grace_seconds: float = Field(default=24 * 3600.0, ge=0)
+    sweep_interval_seconds: float = Field(default=3600.0, gt=0)
+    # --- uploads over S3 (resumable and direct) ---
     storage: StorageSettings = StorageSettings()
 
     @model_validator(mode="after")

@@ -215,6 +215,9 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(100), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Who runs the job now and until when: a heartbeat renews it; a redelivery waits for it to run out.
+    lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -321,3 +324,6 @@ class IdempotencyRecord(Base):
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# --- uploads over S3 (resumable and direct): models below this line ---
