@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 from urllib.parse import quote
@@ -39,6 +40,7 @@ class ObjectInfo:
     key: str
     size: int
     content_type: str | None
+    modified: datetime | None = None  # set by list_objects (the sweeper's grace period counts from it)
 
 
 @runtime_checkable
@@ -83,6 +85,10 @@ class Storage(Protocol):
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with `prefix` (a plain string prefix, as in S3), in lexicographic order."""
+        ...
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Like list_keys, with each object's size and last-modified time (content type may be None)."""
         ...
 
     def public_url(self, key: str) -> str | None:

@@ -8,6 +8,7 @@ import mimetypes
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -223,6 +224,17 @@ class LocalStorage:
                 if not name.startswith(".") and key.startswith(prefix):
                     keys.append(key)
         yield from sorted(keys)
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Keys starting with `prefix`, with size and mtime (files gone since the listing are skipped)."""
+        for key in self._iter_keys(validate_prefix(prefix)):
+            try:
+                st = (self.root / key).stat()
+            except FileNotFoundError:
+                continue
+            yield ObjectInfo(
+                key=key, size=st.st_size, content_type=None, modified=datetime.fromtimestamp(st.st_mtime, UTC)
+            )
 
     def public_url(self, key: str) -> str | None:
         """None: the API serves local objects."""

@@ -291,6 +291,23 @@ class S3Storage:
                 for item in page.get("Contents", []):
                     yield item["Key"][len(self.prefix) :]
 
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """ListObjectsV2 pages with size and LastModified."""
+        validate_prefix(prefix)
+        self._ensure_bucket()
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
+        with _boundary(f"storage: list {prefix!r}"):
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(
+                        key=item["Key"][len(self.prefix) :],
+                        size=int(item["Size"]),
+                        content_type=None,
+                        modified=item.get("LastModified"),
+                    )
+
     def public_url(self, key: str) -> str | None:
         """public_base_url (the bucket's public root, e.g. a CDN) + the full object key, if configured."""
         full = self._key(key)

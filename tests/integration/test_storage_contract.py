@@ -236,6 +236,20 @@ def test_list_keys_by_prefix(storage: Storage) -> None:
     assert list(storage.list_keys("nothing/")) == []
 
 
+def test_list_objects_gives_size_and_age(storage: Storage) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    storage.put_bytes("shows/a/x.mp3", b"12345", content_type="audio/mpeg")
+    storage.put_bytes("shows/b/y.json", b"{}", content_type="application/json")
+    infos = list(storage.list_objects("shows/a/"))
+    assert [(i.key, i.size) for i in infos] == [("shows/a/x.mp3", 5)]
+    modified = infos[0].modified
+    assert modified is not None
+    assert modified.tzinfo is not None
+    assert abs(datetime.now(UTC) - modified) < timedelta(minutes=2)
+    assert [i.key for i in storage.list_objects()] == ["shows/a/x.mp3", "shows/b/y.json"]
+
+
 BAD_KEYS = [
     "../x",
     "/abs",
