@@ -6,11 +6,10 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from media_pub import __version__
+from media_pub import __version__, housekeeping
 from media_pub.api import idempotency, problems
 from media_pub.api.routes import (
     episodes,
@@ -24,24 +23,8 @@ from media_pub.api.routes import (
     tus,
 )
 from media_pub.bootstrap import Container
-from media_pub.services.episodes import publish_due
-from media_pub.services.livestreams import livestreams_due
-from media_pub.services.resumable import expire_uploads
 
 log = logging.getLogger(__name__)
-
-
-def _scheduler(container: Container, stop: threading.Event) -> None:
-    """Publish scheduled episodes and announcements when their time comes, with no request needed; remove
-    resumable uploads past their expiry."""
-    while not stop.wait(container.settings.scheduler_interval_seconds):
-        try:
-            with container.uow() as uow:
-                if publish_due(uow) + livestreams_due(uow):
-                    uow.commit()
-            expire_uploads(container.settings.data_dir, datetime.now(UTC))
-        except Exception:
-            log.exception("scheduler.failed")
 
 
 def create_app(container: Container, *, scheduler: bool = True) -> FastAPI:
@@ -51,7 +34,7 @@ def create_app(container: Container, *, scheduler: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         if scheduler:
-            threading.Thread(target=_scheduler, args=(container, stop), daemon=True, name="scheduler").start()
+            housekeeping.start(container, stop)  # scheduled publishing, job recovery, expiry, sweeping
         yield
         stop.set()
 
