@@ -66,7 +66,7 @@ def bootstrap(settings: Settings, *, migrate: bool = True, queue: JobQueue | Non
         if settings.broker_url:
             from media_pub.jobs.queue import CeleryQueue
 
-            queue = CeleryQueue(settings.broker_url)
+            queue = CeleryQueue(settings.broker_url, settings.broker_visibility_timeout)
         else:
             from media_pub.jobs.queue import InProcessQueue
 

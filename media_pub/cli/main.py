@@ -38,6 +38,38 @@ def db_upgrade() -> None:
     typer.echo("database is up to date")
 
 
+storage_app = new_app("Stored objects.")
+app.add_typer(storage_app, name="storage")
+
+
+@storage_app.command("sweep")
+def storage_sweep(
+    grace: Annotated[
+        float | None, typer.Option(help="Keep unreferenced objects younger than this many seconds")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="List what would be deleted, delete nothing")] = False,
+) -> None:
+    """Delete stored objects no row refers to (left by crashed jobs or replaced files) once past the grace
+    period (default MEDIA_PUB_SWEEP_GRACE_SECONDS)."""
+    from datetime import UTC, datetime
+
+    from media_pub.cli.base import container
+    from media_pub.services.sweeper import sweep
+
+    c = container()
+    try:
+        seconds = c.settings.sweep_grace_seconds if grace is None else grace
+        report = sweep(c.uow, c.storage, now=datetime.now(UTC), grace_seconds=seconds, dry_run=dry_run)
+        verb = "would delete" if dry_run else "deleted"
+        for key in report.deleted:
+            typer.echo(f"{verb} {key}")
+        typer.echo(
+            f"{len(report.deleted)} {verb}, {report.scanned} scanned, {report.young} in their grace period"
+        )
+    finally:
+        c.close()
+
+
 @app.command()
 def serve(
     demo: Annotated[bool, typer.Option(help="Load the demo show from ./episodes on first start")] = False,

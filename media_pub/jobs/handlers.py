@@ -1,36 +1,69 @@
-"""Job handlers: a job id in, a service call out."""
+"""Job handlers: a job id in, a service call out, under the job's lease."""
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import threading
 from collections.abc import Callable
 
+from media_pub import failpoints
 from media_pub.bootstrap import Container
 from media_pub.errors import InvalidInput
+from media_pub.services.jobs import Claim, Lease, claim_job, heartbeat, release_lease
 from media_pub.services.processing import process_episode_media
 from media_pub.services.retag import retag_episode_media
 from media_pub.services.transcripts import reshift_after_processing
 
-Handler = Callable[[Container, str], None]
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Container, str, str], None]
 
 
-def _media_process(container: Container, job_id: str) -> None:
+def _media_process(container: Container, job_id: str, owner: str) -> None:
     process_episode_media(
-        container.uow, container.storage, job_id, timeout=container.settings.job_timeout_seconds
+        container.uow,
+        container.storage,
+        job_id,
+        timeout=container.settings.job_timeout_seconds,
+        owner=owner,
     )
     # New media may have new cuts: transcripts made from the original follow them.
     reshift_after_processing(container.uow, container.storage, job_id)
 
 
-def _media_retag(container: Container, job_id: str) -> None:
-    retag_episode_media(container.uow, container.storage, job_id)
+def _media_retag(container: Container, job_id: str, owner: str) -> None:
+    retag_episode_media(container.uow, container.storage, job_id, owner=owner)
 
 
 HANDLERS: dict[str, Handler] = {"media.process": _media_process, "media.retag": _media_retag}
 
 
-def run_job(container: Container, kind: str, job_id: str) -> None:
-    """Run job `job_id` of `kind` (e.g. "media.process", "media.retag")."""
+def worker_identity() -> str:
+    """Who runs a job: host, process and thread (a lease owner)."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+def run_job(container: Container, kind: str, job_id: str) -> Claim:
+    """Run job `job_id` of `kind` (e.g. "media.process") if its lease can be taken.
+
+    A delivery of a job that another worker runs (BUSY) or that ended (FINISHED) does nothing: the broker
+    may deliver a job twice, and a job whose worker died is sent again once its lease runs out."""
     handler = HANDLERS.get(kind)
     if handler is None:
         raise InvalidInput(f"unknown job kind {kind!r}")
-    handler(container, job_id)
+    lease = Lease(job_id, worker_identity(), container.settings.job_lease_seconds)
+    claim = claim_job(container.uow, job_id, lease.owner, lease.seconds)
+    if claim is not Claim.CLAIMED:
+        log.info("job.skipped job_id=%s kind=%s claim=%s", job_id, kind, claim.value)
+        return claim
+    log.info("job.started job_id=%s kind=%s owner=%s", job_id, kind, lease.owner)
+    failpoints.hit("job.claimed")
+    try:
+        with heartbeat(container.uow, lease):
+            handler(container, job_id, lease.owner)
+        failpoints.hit("process.committed")
+    finally:
+        release_lease(container.uow, lease)
+    return claim

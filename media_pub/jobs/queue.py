@@ -13,7 +13,8 @@ from media_pub.errors import MediaPubError
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[str, str], None]
+Runner = Callable[[str, str], object]
+SEND_RETRY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
 MAX_ATTEMPTS = 5
 
 
@@ -64,25 +65,37 @@ class InProcessQueue:
 
 
 class CeleryQueue:
-    """Sends jobs to Celery workers over the broker (Redis); job state stays in the database."""
+    """Sends jobs to Celery workers over the broker (Redis); job state stays in the database.
 
-    def __init__(self, broker_url: str) -> None:
-        self.app = make_celery(broker_url)
+    A message that cannot be sent (broker down) is logged, not raised: the job row is committed and
+    queued, and housekeeping sends it again later (`requeue_stale_jobs`)."""
+
+    def __init__(self, broker_url: str, visibility_timeout: int = 3600) -> None:
+        self.app = make_celery(broker_url, visibility_timeout)
 
     def enqueue(self, kind: str, job_id: str) -> None:
-        self.app.send_task("media_pub.run_job", args=[kind, job_id])
+        try:
+            self.app.send_task("media_pub.run_job", args=[kind, job_id], retry=True, retry_policy=SEND_RETRY)
+        except Exception as exc:
+            log.warning("job.send_failed job_id=%s kind=%s error=%s", job_id, kind, type(exc).__name__)
 
 
-def make_celery(broker_url: str) -> Any:
+def make_celery(broker_url: str, visibility_timeout: int = 3600) -> Any:
     from celery import Celery
 
     app = Celery("media_pub", broker=broker_url)
     app.conf.update(
-        task_acks_late=True,  # redeliver when a worker dies mid-job; handlers are idempotent
+        # At least once: a message is acknowledged after its job ran, and comes back when the worker dies
+        # (reject on worker lost) or, with Redis, when unacknowledged for `visibility_timeout` seconds. The
+        # job's lease in the database keeps a redelivered job from running twice at once.
+        task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": visibility_timeout},
+        result_backend=None,
+        task_ignore_result=True,
     )
     return app

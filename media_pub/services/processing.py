@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from media_pub import failpoints
 from media_pub.db import repositories as repo
 from media_pub.db.models import Asset, Episode, Show
 from media_pub.db.uow import UowFactory
@@ -26,7 +27,7 @@ from media_pub.media.tags import TagInfo, write_tags
 from media_pub.media.video import VideoOptions
 from media_pub.media.waveform import waveform_json
 from media_pub.services.episodes import chapters_from_json, chapters_to_json, on_ready
-from media_pub.services.jobs import fail_job, progress_reporter, requeue_for_retry
+from media_pub.services.jobs import fail_job, holds_lease, progress_reporter, requeue_for_retry
 from media_pub.services.shows import touch_feed
 from media_pub.services.uploads import source_chapters
 from media_pub.storage.base import Storage
@@ -70,14 +71,17 @@ def _tags(show: Show, episode: Episode, chapters: list[Chapter], artwork: bytes 
     )
 
 
-def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str, *, timeout: float) -> None:
-    """Run the `media.process` job `job_id`. Safe to run again: a finished job is left alone."""
+def process_episode_media(
+    uow_factory: UowFactory, storage: Storage, job_id: str, *, timeout: float, owner: str | None = None
+) -> None:
+    """Run the `media.process` job `job_id` as lease holder `owner`. Safe to run again: a finished job is
+    left alone, outputs have content-addressed keys, and only the lease's holder writes the job's end."""
     with uow_factory() as uow:
         job = repo.job_by_id(uow.session, job_id)
-        if job.status in FINISHED_JOB:
+        if job.status in FINISHED_JOB or not holds_lease(job, owner):
             return
-        job.status, job.stage, job.attempts = JobStatus.RUNNING.value, "prepare", job.attempts + 1
-        job.started_at = job.updated_at = datetime.now(UTC)
+        job.status, job.stage = JobStatus.RUNNING.value, "prepare"
+        job.updated_at = datetime.now(UTC)
         payload = dict(job.payload)
         original = repo.asset_by_id(uow.session, payload["asset_id"])
         episode = repo.episode_by_id(uow.session, original.episode_id)
@@ -111,10 +115,13 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
                 if not clips[which].exists():
                     storage.download_to(key, clips[which])
         options = replace(options, intro=clips.get("intro"), outro=clips.get("outro"))
+        report = progress_reporter(uow_factory, job_id, owner=owner)
         made: Made = run_isolated(
             make_media, src, work, options, kinds, video,
-            timeout=timeout, memory_mb=None, progress=progress_reporter(uow_factory, job_id),
+            timeout=timeout, memory_mb=None, progress=report,
         )  # fmt: skip
+        failpoints.hit("process.rendered")
+        report("store", 0.0)
         artwork = storage.read_bytes(artwork_key) if artwork_key else None
         with uow_factory() as uow:
             episode = repo.episode_by_id(uow.session, episode_id)
@@ -139,18 +146,19 @@ def process_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str
             # Waveform peaks for players and trim editors, from what listeners will hear.
             keys["waveform"] = asset_key(show_id, episode_id, f"waveform-{listened.sha[:16]}", "json")
             storage.put_bytes(keys["waveform"], waveform_json(listened.path), content_type="application/json")
-        _finish(uow_factory, job_id, made, keys, chapters, original_channels, payload)
+        failpoints.hit("process.stored")
+        _finish(uow_factory, job_id, made, keys, chapters, original_channels, payload, owner)
     except Cancelled:
         log.info("job.cancelled job_id=%s", job_id)
     except MediaPubError as error:
         if error.retryable:
-            requeue_for_retry(uow_factory, job_id, error)
+            requeue_for_retry(uow_factory, job_id, error, owner=owner)
             raise
-        _fail(uow_factory, job_id, error)
+        _fail(uow_factory, job_id, error, owner)
     except Exception as exc:  # a bug, not bad input: fail the job visibly rather than leave it running
         log.exception("job.crashed job_id=%s", job_id)
         _fail(uow_factory, job_id, MediaPubError(f"internal error while processing ({type(exc).__name__})",
-                                                 code="internal-error"))  # fmt: skip
+                                                 code="internal-error"), owner)  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -194,11 +202,15 @@ def _finish(
     chapters: list[Chapter],
     channels_in: int | None,
     payload: dict[str, object],
+    owner: str | None,
 ) -> None:
     with uow_factory() as uow:
         job = repo.job_by_id(uow.session, job_id)
         if job.status == JobStatus.CANCELLED:
             return  # cancelled after the last progress report: the episode keeps what it had
+        if not holds_lease(job, owner):  # another worker took the job over: its run writes the end
+            log.warning("job.lease_lost job_id=%s owner=%s", job_id, owner)
+            return
         episode = repo.episode_by_id(uow.session, job.episode_id or "")
         source_id = str(payload["asset_id"])
         assets = {out.kind: _asset(uow.session, episode.id, out, made, source_id) for out in made.outputs}
@@ -240,11 +252,11 @@ def _finish(
     log.info("job.succeeded job_id=%s kind=media.process", job_id)
 
 
-def _fail(uow_factory: UowFactory, job_id: str, error: MediaPubError) -> None:
+def _fail(uow_factory: UowFactory, job_id: str, error: MediaPubError, owner: str | None) -> None:
     """Mark the job failed; the episode keeps what it had (an episode with no media yet becomes failed)."""
     with uow_factory() as uow:
         job = repo.job_by_id(uow.session, job_id)
-        if job.status == JobStatus.CANCELLED:
+        if job.status == JobStatus.CANCELLED or not holds_lease(job, owner):
             return
         fail_job(job, error)
         episode = repo.episode_by_id(uow.session, job.episode_id or "")

@@ -27,7 +27,7 @@ from media_pub.domain.rules import FINISHED_JOB, EpisodeStatus, JobStatus
 from media_pub.errors import MediaPubError
 from media_pub.media.tags import RenditionKind, TagInfo, write_tags
 from media_pub.services.episodes import chapters_from_json
-from media_pub.services.jobs import fail_job, requeue_for_retry
+from media_pub.services.jobs import fail_job, holds_lease, requeue_for_retry
 from media_pub.services.processing import _tags as rendition_tags
 from media_pub.services.shows import touch_feed
 from media_pub.storage.base import Storage
@@ -76,13 +76,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _start(uow_factory: UowFactory, storage: Storage, job_id: str) -> _Plan | None:
+def _start(uow_factory: UowFactory, storage: Storage, job_id: str, owner: str | None) -> _Plan | None:
     with uow_factory() as uow:
         job = repo.job_by_id(uow.session, job_id)
-        if job.status in FINISHED_JOB:
+        if job.status in FINISHED_JOB or not holds_lease(job, owner):
             return None
-        job.status, job.stage, job.attempts = JobStatus.RUNNING.value, "retag", job.attempts + 1
-        job.started_at = job.updated_at = datetime.now(UTC)
+        job.status, job.stage = JobStatus.RUNNING.value, "retag"
+        job.updated_at = datetime.now(UTC)
         episode = repo.episode_by_id(uow.session, job.episode_id or "")
         if not episode.media_asset_id:
             _succeed(job, {"skipped": "the episode has no processed media"})
@@ -133,10 +133,12 @@ def _succeed(job: Any, result: dict[str, Any]) -> None:
     job.finished_at = job.updated_at = datetime.now(UTC)
 
 
-def _finish(uow_factory: UowFactory, job_id: str, plan: _Plan, made: dict[str, _Made]) -> None:
+def _finish(
+    uow_factory: UowFactory, job_id: str, plan: _Plan, made: dict[str, _Made], owner: str | None
+) -> None:
     with uow_factory() as uow:
         job = repo.job_by_id(uow.session, job_id)
-        if job.status == JobStatus.CANCELLED:
+        if job.status == JobStatus.CANCELLED or not holds_lease(job, owner):
             return
         episode = repo.episode_by_id(uow.session, plan.episode_id)
         if episode.media_asset_id != plan.main_id or list(episode.chapters or []) != plan.chapters:
@@ -169,31 +171,34 @@ def _finish(uow_factory: UowFactory, job_id: str, plan: _Plan, made: dict[str, _
     log.info("job.succeeded job_id=%s kind=media.retag", job_id)
 
 
-def _fail(uow_factory: UowFactory, job_id: str, error: MediaPubError) -> None:
+def _fail(uow_factory: UowFactory, job_id: str, error: MediaPubError, owner: str | None) -> None:
     with uow_factory() as uow:
         job = repo.job_by_id(uow.session, job_id)
-        if job.status != JobStatus.CANCELLED:
+        if job.status != JobStatus.CANCELLED and holds_lease(job, owner):
             fail_job(job, error)
             uow.commit()
     log.warning("job.failed job_id=%s kind=media.retag code=%s", job_id, error.code)
 
 
-def retag_episode_media(uow_factory: UowFactory, storage: Storage, job_id: str) -> None:
-    """Run the `media.retag` job `job_id`. Safe to run again: a finished job is left alone."""
-    plan = _start(uow_factory, storage, job_id)
+def retag_episode_media(
+    uow_factory: UowFactory, storage: Storage, job_id: str, *, owner: str | None = None
+) -> None:
+    """Run the `media.retag` job `job_id` as lease holder `owner`. Safe to run again: a finished job is
+    left alone, and only the lease's holder writes the job's end."""
+    plan = _start(uow_factory, storage, job_id, owner)
     if plan is None:
         return
     work = Path(tempfile.mkdtemp(prefix="media-pub-retag-"))
     try:
-        _finish(uow_factory, job_id, plan, _retag(storage, plan, work))
+        _finish(uow_factory, job_id, plan, _retag(storage, plan, work), owner)
     except MediaPubError as error:
         if error.retryable:
-            requeue_for_retry(uow_factory, job_id, error)
+            requeue_for_retry(uow_factory, job_id, error, owner=owner)
             raise
-        _fail(uow_factory, job_id, error)  # the episode keeps the renditions it had
+        _fail(uow_factory, job_id, error, owner)  # the episode keeps the renditions it had
     except Exception as exc:  # a bug, not bad input: fail the job visibly rather than leave it running
         log.exception("job.crashed job_id=%s kind=media.retag", job_id)
         _fail(uow_factory, job_id, MediaPubError(f"internal error while retagging ({type(exc).__name__})",
-                                                 code="internal-error"))  # fmt: skip
+                                                 code="internal-error"), owner)  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
