@@ -113,8 +113,9 @@ def resume_unfinished(uow_factory: UowFactory, queue: JobQueue) -> int:
     """Queue again the jobs an earlier process left queued or running (in-process mode only)."""
     with uow_factory() as uow:
         unfinished = repo.unfinished_jobs(uow.session)
-        for job in unfinished:
+        for job in unfinished:  # their leases were this machine's earlier process's
             job.status = JobStatus.QUEUED.value
+            job.lease_owner = job.lease_expires_at = None
         jobs = [(j.kind, j.id) for j in unfinished]
         uow.commit()
     for kind, job_id in jobs:
@@ -300,24 +301,16 @@ def requeue_stale_jobs(uow_factory: UowFactory, queue: JobQueue, *, resend_after
     now = _now()
     quiet_since = now - timedelta(seconds=resend_after)
     sent: list[tuple[str, str]] = []
+    unheld = and_(
+        Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+        or_(Job.lease_expires_at < now, and_(Job.lease_expires_at.is_(None), Job.updated_at < quiet_since)),
+    )
     with uow_factory() as uow:
-        stale = uow.session.execute(
-            select(Job.id, Job.kind, Job.status).where(
-                or_(
-                    and_(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now),
-                    and_(Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
-                         Job.lease_expires_at.is_(None), Job.updated_at < quiet_since),
-                )
-            )
-        ).all()  # fmt: skip
-        for job_id, kind, status in stale:
+        stale = uow.session.execute(select(Job.id, Job.kind).where(unheld)).all()
+        for job_id, kind in stale:
             taken = uow.session.execute(
                 update(Job)
-                .where(
-                    Job.id == job_id,
-                    Job.status == status,
-                    or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
-                )
+                .where(Job.id == job_id, unheld)  # still unheld: another process may have taken it back
                 .values(
                     status=JobStatus.QUEUED.value,
                     stage="requeued",
