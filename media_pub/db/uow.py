@@ -37,8 +37,14 @@ class UnitOfWork:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.session.rollback()
-        self.session.close()
+        try:
+            self.session.rollback()
+            self.session.close()
+        except DBAPIError:
+            if exc is None:
+                raise
+        if isinstance(exc, OperationalError):  # the server went away or refused us: worth retrying
+            raise Unavailable(f"the database is unavailable: {exc.orig}") from exc
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the transaction has committed (never if it rolls back)."""

@@ -197,7 +197,8 @@ def claim_job(uow_factory: UowFactory, job_id: str, owner: str, seconds: float) 
             .where(
                 Job.id == job_id,
                 Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
-                or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+                # free, dead, or ours already (a retry of ours after the database came back)
+                or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now, Job.lease_owner == owner),
                 Job.attempts < MAX_ATTEMPTS,
             )
             .values(
