@@ -2,6 +2,10 @@
 
 Each public feed is cached with its validators, per show and feed name, and rebuilt only when the show's
 feed_version moves; private (supporter) feeds are rendered per supporter and kept in memory the same way.
+
+A public feed served from this process's memo is checked against the database at most `FRESH_SECONDS`
+after the last check (other API processes write the database too); a feed change committed in this
+process ends every such grace at once (see `_feeds_committed`), so its own edits show on the next request.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from media_pub.db import repositories as repo
 from media_pub.db.models import Asset, Episode, FeedCache, Livestream, Show, ShowAlias, Transcript
-from media_pub.db.uow import UnitOfWork
+from media_pub.db.uow import FEEDS_CHANGED, UnitOfWork
 from media_pub.errors import NotFound
 from media_pub.feeds.chapters import chapters_json
 from media_pub.feeds.ext_podcasting20 import sri_sha256
@@ -50,6 +54,22 @@ from media_pub.services.urls import FeedKind, Urls, feed_guid
 TRANSCRIPT_TYPES = {"vtt": "text/vtt", "json": "application/json"}
 DUE_CHECK_SECONDS = 1.0  # a feed request looks for due episodes at most this often (per process)
 MEMO_LIMIT = 512  # rendered feeds kept in memory per process (public feeds also live in the database)
+FRESH_SECONDS = 1.0  # a public feed is served from memory without asking the database for this long
+
+
+class _Commits:
+    """How many commits in this process changed a feed (any session, any container): a memo checked
+    before the latest of them is not fresh any more."""
+
+    count = 0
+    lock = threading.Lock()
+
+
+@event.listens_for(Session, "after_commit")
+def _feeds_committed(session: Session) -> None:
+    if session.info.get(FEEDS_CHANGED):  # filled by services.shows.touch_feed
+        with _Commits.lock:
+            _Commits.count += 1
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,18 @@ class RenderedFeed:
     etag: str
     last_modified: datetime
     version: int
+
+
+@dataclass(slots=True)
+class _Checked:
+    """A public feed in memory: when it was checked against the database, and the feed-change commits of
+    this process by then; `revalidating` once a request has gone to check it again."""
+
+    at: float
+    commits: int
+    show_id: str
+    feed: RenderedFeed
+    revalidating: bool = False
 
 
 @dataclass(frozen=True)
@@ -428,7 +460,8 @@ class FeedService:
     def __init__(self, urls: Urls, options: FeedOptions | None = None) -> None:
         self.urls = urls
         self.options = options or FeedOptions()
-        self._memo: dict[tuple[str, str], RenderedFeed] = {}
+        self._memo: dict[tuple[str, str], RenderedFeed] = {}  # private feeds: (show id, supporter)
+        self._public: dict[tuple[str, str], _Checked] = {}  # public feeds: (slug, feed name)
         self._lock = threading.Lock()
         self._due_at = -math.inf
 
@@ -444,10 +477,27 @@ class FeedService:
         if changed:
             uow.commit()
 
+    def fresh(self, slug: str, kind: FeedKind = "audio") -> RenderedFeed | None:
+        """A public feed (first page) from memory, without the database: only when this process checked it
+        against the database less than FRESH_SECONDS ago and has committed no feed change since.
+
+        From half that age on, the first caller gets None (it goes to `get`, which checks again) while
+        the others still get the memo, so a busy feed is checked by one request, not by a crowd at once.
+        """
+        found = self._public.get((slug, kind))
+        if found is None or found.commits != _Commits.count:
+            return None
+        age = time.monotonic() - found.at
+        if age >= FRESH_SECONDS or (age >= FRESH_SECONDS / 2 and not found.revalidating):
+            found.revalidating = True
+            return None
+        return found.feed
+
     def get(
         self, uow: UnitOfWork, slug: str, kind: FeedKind = "audio", page: int | None = None
     ) -> RenderedFeed | Moved:
         """A public feed, or where it moved to (an older slug of the show, or a feed moved away)."""
+        checked_at, commits = time.monotonic(), _Commits.count  # before any read: a later commit ends it
         self._due(uow)
         show = uow.session.scalar(select(Show).where(Show.slug == slug))
         if show is None:
@@ -458,17 +508,19 @@ class FeedService:
         if show.moved_to and kind == "audio":
             return Moved(show.moved_to)
         name = kind if page is None or page <= 1 else f"{kind}:{page}"
-        memo = self._memo.get((show.id, name))
-        if memo is not None and memo.version == show.feed_version:
-            return memo
-        cache = repo.feed_cache(uow.session, show.id, name)
-        if cache is None or cache.feed_version != show.feed_version:
-            cache = self._rebuild(uow, show, kind, page, name, cache)
-        rendered = RenderedFeed(
-            cache.body, cache.body_gzip, cache.etag, cache.last_modified, cache.feed_version
-        )
+        memo = self._public.get((slug, name))
+        rendered = memo.feed if memo is not None and memo.show_id == show.id else None
+        if rendered is None or rendered.version != show.feed_version:
+            cache = repo.feed_cache(uow.session, show.id, name)
+            if cache is None or cache.feed_version != show.feed_version:
+                cache = self._rebuild(uow, show, kind, page, name, cache)
+            rendered = RenderedFeed(
+                cache.body, cache.body_gzip, cache.etag, cache.last_modified, cache.feed_version
+            )
         with self._lock:
-            self._memo[(show.id, name)] = rendered
+            if (slug, name) not in self._public and len(self._public) >= MEMO_LIMIT:
+                del self._public[next(iter(self._public))]  # the oldest (dicts keep insertion order)
+            self._public[(slug, name)] = _Checked(checked_at, commits, show.id, rendered)
         return rendered
 
     def private(self, uow: UnitOfWork, show: Show, supporter_id: str, token: str) -> RenderedFeed:

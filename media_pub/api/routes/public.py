@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 
 from media_pub.api.deps import ContainerDep, UowDep
+from media_pub.api.feed_http import PUBLIC_CACHE, feed_answer
 from media_pub.db import repositories as repo
 from media_pub.errors import NotFound
 from media_pub.feeds.chapters import CHAPTERS_MIME
@@ -26,54 +25,13 @@ from media_pub.services.transcripts import PUBLIC_TYPES, public_transcript
 
 router = APIRouter(tags=["public"])
 
-RSS_TYPE = "application/rss+xml; charset=utf-8"
 
-
-def _http_date(value: datetime) -> str:
-    return format_datetime(value, usegmt=True)
-
-
-def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
-    """RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since."""
-    inm = request.headers.get("if-none-match")
-    if inm is not None:
-        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
-        return "*" in tags or etag in tags
-    ims = request.headers.get("if-modified-since")
-    if ims:
-        try:
-            since = parsedate_to_datetime(ims)
-        except (TypeError, ValueError):
-            return False
-        if since.tzinfo is not None:
-            return last_modified.replace(microsecond=0) <= since
-    return False
-
-
-def _accepts_gzip(request: Request) -> bool:
-    for part in request.headers.get("accept-encoding", "").split(","):
-        name, _, params = part.strip().partition(";")
-        if name.strip().lower() in ("gzip", "*"):
-            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
-
-
-def feed_response(request: Request, feed: RenderedFeed) -> Response:
-    headers = {
-        "ETag": feed.etag,
-        "Last-Modified": _http_date(feed.last_modified),
-        "Cache-Control": "public, max-age=300",
-        "Vary": "Accept-Encoding",
-    }
-    if _not_modified(request, feed.etag, feed.last_modified):
-        return Response(status_code=304, headers=headers)
-    body = feed.body
-    if _accepts_gzip(request):
-        body, headers["Content-Encoding"] = feed.body_gzip, "gzip"
+def feed_response(request: Request, feed: RenderedFeed, cache_control: str = PUBLIC_CACHE) -> Response:
+    """The feed, a 304, or (HEAD) its headers alone: the answer the fast path gives a fresh feed too."""
+    status, headers, body = feed_answer(request.headers, feed, cache_control)
     if request.method == "HEAD":
-        headers["Content-Length"] = str(len(body))
-        return Response(status_code=200, headers=headers, media_type=RSS_TYPE)
-    return Response(body, headers=headers, media_type=RSS_TYPE)
+        body = b""  # Content-Length stays the GET's
+    return Response(body, status_code=status, headers=headers)
 
 
 def _public_feed(
@@ -120,8 +78,7 @@ def private_feed(show: str, token: str, request: Request, uow: UowDep, c: Contai
     """A supporter's private feed (itunes:block): 404 for an unknown token, 410 once revoked or expired."""
     supporter = authenticate_supporter(uow, show, token)
     found = repo.show_by_id(uow.session, supporter.show_id)
-    response = feed_response(request, c.feeds.private(uow, found, supporter.id, token))
-    response.headers["Cache-Control"] = "private, max-age=60"
+    response = feed_response(request, c.feeds.private(uow, found, supporter.id, token), "private, max-age=60")
     response.headers["X-Robots-Tag"] = "noindex"
     return response
 
