@@ -10,11 +10,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from media_pub.bootstrap import Container
-from media_pub.services.direct_uploads import abort_orphan_multipart_uploads, expire_direct_uploads
+from media_pub.services.direct_uploads import (
+    abort_orphan_multipart_uploads,
+    delete_orphan_upload_objects,
+    expire_direct_uploads,
+)
 from media_pub.services.episodes import publish_due
 from media_pub.services.jobs import requeue_stale_jobs
 from media_pub.services.livestreams import livestreams_due
-from media_pub.services.resumable import expire_s3_uploads, expire_uploads
+from media_pub.services.resumable import expire_uploads
+from media_pub.services.resumable_s3 import expire_s3_uploads
 from media_pub.services.sweeper import sweep
 
 log = logging.getLogger(__name__)
@@ -60,16 +65,17 @@ def _direct_uploads(container: Container, now: datetime) -> None:
     expire_direct_uploads(container.uow, container.storage, now)
 
 
-_last_orphan_scan: dict[int, float] = {}  # per container: ListMultipartUploads runs as seldom as the sweep
+_last_orphan_scan: dict[int, float] = {}  # per container: listing uploads/ runs as seldom as the sweep
 
 
-def _orphan_multipart_uploads(container: Container, now: datetime) -> None:
+def _orphan_uploads(container: Container, now: datetime) -> None:
     last = _last_orphan_scan.get(id(container))
     if last is not None and time.monotonic() - last < container.settings.sweep_interval_seconds:
         return
     _last_orphan_scan[id(container)] = time.monotonic()
     grace = timedelta(seconds=container.settings.direct_upload_expires_seconds)
     abort_orphan_multipart_uploads(container.uow, container.storage, now, grace)
+    delete_orphan_upload_objects(container.uow, container.storage, now, grace)
 
 
 TASKS: list[tuple[str, Callable[[Container, datetime], None]]] = [
@@ -78,7 +84,7 @@ TASKS: list[tuple[str, Callable[[Container, datetime], None]]] = [
     ("uploads", _uploads),
     ("s3_uploads", _s3_uploads),
     ("direct_uploads", _direct_uploads),
-    ("orphan_multipart_uploads", _orphan_multipart_uploads),
+    ("orphan_uploads", _orphan_uploads),
     ("sweep", _sweep),
 ]
 

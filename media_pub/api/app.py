@@ -11,7 +11,9 @@ from fastapi import FastAPI
 
 from media_pub import __version__, housekeeping
 from media_pub.api import idempotency, problems
+from media_pub.api.feed_http import FeedFastPath
 from media_pub.api.routes import (
+    direct_uploads,
     episodes,
     imports,
     jobs,
@@ -47,6 +49,18 @@ def create_app(container: Container, *, scheduler: bool = True) -> FastAPI:
     app.state.container = container
     problems.install(app)
     idempotency.install(app)
-    for module in (shows, episodes, livestreams, transcripts, supporters, imports, tus, jobs, public):
+    for module in (
+        shows,
+        episodes,
+        livestreams,
+        transcripts,
+        supporters,
+        imports,
+        tus,
+        direct_uploads,
+        jobs,
+        public,
+    ):
         app.include_router(module.router)
+    app.add_middleware(FeedFastPath, feeds=container.feeds)  # added last: the first to see a request
     return app

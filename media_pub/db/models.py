@@ -327,3 +327,49 @@ class IdempotencyRecord(Base):
 
 
 # --- uploads over S3 (resumable and direct): models below this line ---
+
+
+class ResumableUpload(Base):
+    """A tus upload on the S3 backend: its bytes are parts of an S3 multipart upload plus a pending tail.
+
+    `offset` = the parts' sizes + `tail_size` (bytes kept in the `{key}.tail` object until a part is full).
+    One writer at a time across processes: a PATCH holds `lock_token` until `lock_expires_at`, renewing it.
+    """
+
+    __tablename__ = "resumable_uploads"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(String(32), index=True)
+    length: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    upload_metadata: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    storage_key: Mapped[str] = mapped_column(String(500))
+    s3_upload_id: Mapped[str | None] = mapped_column(String(1024), default=None)
+    parts: Mapped[list[Any]] = mapped_column(default=list)  # [{"number", "etag", "size"}]
+    tail_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)  # the object exists under storage_key
+    lock_token: Mapped[str | None] = mapped_column(String(32), default=None)
+    lock_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class DirectUpload(Base):
+    """A direct-to-S3 upload: the client sends parts to presigned URLs; the server completes and checks."""
+
+    __tablename__ = "direct_uploads"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    episode_id: Mapped[str] = mapped_column(ForeignKey("episodes.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    storage_key: Mapped[str] = mapped_column(String(500))
+    s3_upload_id: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    filename: Mapped[str | None] = mapped_column(String(500), default=None)
+    content_type: Mapped[str | None] = mapped_column(String(100), default=None)
+    trim_start: Mapped[str | None] = mapped_column(String(32), default=None)
+    trim_end: Mapped[str | None] = mapped_column(String(32), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, completing
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

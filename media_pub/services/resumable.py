@@ -5,6 +5,8 @@ replaced atomically. `{id}.lock` is what writers `flock`: the state file cannot 
 each save replaces it with a new inode. `{id}.part` holds a chunk whose checksum is not verified yet.
 The offset in the state is the count of bytes made durable (fsync'd); the data file may hold more after a
 crash, and the next append truncates it back to the offset.
+
+On the S3 backend, services.resumable_s3 keeps uploads instead (state in the database, bytes in S3).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from media_pub.media.process import parse_timestamp
 
 DEFAULT_TTL = timedelta(hours=24)
 CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256")
-_ID = re.compile(r"^[0-9a-f]{32}$")
+ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 COPY_CHUNK = 1024 * 1024
 
@@ -123,7 +125,7 @@ class UploadStore:
         return state
 
     def load(self, upload_id: str) -> UploadState | None:
-        if not _ID.match(upload_id):
+        if not ID_PATTERN.match(upload_id):
             return None
         try:
             data = json.loads(self.path(upload_id, ".json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from media_pub.media.process import parse_timestamp
 from media_pub.services.auth import require_role
 from media_pub.services.episodes import chapters_from_json, chapters_to_json
 from media_pub.services.jobs import JobQueue, create_job
-from media_pub.storage.base import Storage
+from media_pub.storage.base import MultipartStorage, Storage
 
 CHUNK = 1024 * 1024
 
@@ -132,6 +133,57 @@ def attach_upload(
 
     The spool file is always removed; on any error nothing is stored and the episode is unchanged.
     """
+
+    def keep(key: str, content_type: str) -> None:
+        storage.put_file(key, spooled.path, content_type=content_type)
+
+    return _attach(uow, queue, user, episode_id, spooled, trim, keep, probe_timeout, probe_memory_mb)
+
+
+def attach_stored(
+    uow: UnitOfWork,
+    storage: MultipartStorage,
+    queue: JobQueue,
+    user: User,
+    episode_id: str,
+    source_key: str,
+    spooled: Spooled,
+    trim: TrimRequest,
+    *,
+    probe_timeout: float,
+    probe_memory_mb: int,
+) -> Job:
+    """Like attach_upload, for bytes already in the store under `source_key` (a completed multipart upload).
+
+    `spooled` is a local copy of the object (see spool_object), probed and then removed. The original is a
+    server-side copy of the source, byte for byte; the caller deletes the source once this has committed.
+    """
+
+    def keep(key: str, content_type: str) -> None:
+        storage.copy(source_key, key, content_type=content_type)
+
+    return _attach(uow, queue, user, episode_id, spooled, trim, keep, probe_timeout, probe_memory_mb)
+
+
+def spool_object(storage: Storage, key: str, tmp_dir: Path, limit: int) -> Spooled:
+    """Stream a stored object into a temporary file, counting and hashing it (one pass)."""
+    with Spool(tmp_dir, limit) as spool, storage.open(key) as stream:
+        while chunk := stream.read(CHUNK):
+            spool.write(chunk)
+        return spool.finish()
+
+
+def _attach(
+    uow: UnitOfWork,
+    queue: JobQueue,
+    user: User,
+    episode_id: str,
+    spooled: Spooled,
+    trim: TrimRequest,
+    keep: Callable[[str, str], None],
+    probe_timeout: float,
+    probe_memory_mb: int,
+) -> Job:
     try:
         episode = episode_for_upload(uow, user, episode_id)
         probe = probe_file(spooled.path, timeout=probe_timeout, memory_mb=probe_memory_mb)
@@ -141,7 +193,7 @@ def attach_upload(
         poster_at = None if trim.poster_at in (None, "") else parse_timestamp(trim.poster_at)  # type: ignore[arg-type]
         key = asset_key(episode.show_id, episode.id, f"original-{spooled.sha256[:16]}", probe.extension)
         # Object first, row second: the database never points at a missing object.
-        storage.put_file(key, spooled.path, content_type=probe.mime_type)
+        keep(key, probe.mime_type)
     finally:
         spooled.path.unlink(missing_ok=True)
     asset = repo.asset_by_key(uow.session, key)

@@ -148,3 +148,45 @@ def content_disposition(filename: str, disposition: str = "inline") -> str:
     if fallback != cleaned:
         value += "; filename*=UTF-8''" + quote(cleaned, safe="!#$&+-.^_`|~")
     return value
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """An S3 multipart upload in progress (as ListMultipartUploads reports it)."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None
+
+
+@runtime_checkable
+class MultipartStorage(Protocol):
+    """The multipart capability of a backend (S3 only): parts written by this process or by clients."""
+
+    def create_multipart(self, key: str) -> str:
+        """Start a multipart upload of `key`; returns its upload id."""
+        ...
+
+    def upload_part(self, key: str, upload_id: str, number: int, fileobj: BinaryIO, size: int) -> str:
+        """Send part `number` (1..10,000) of `size` bytes read from `fileobj`; returns its ETag."""
+        ...
+
+    def presign_part(self, key: str, upload_id: str, number: int, *, expires: int) -> str:
+        """A presigned UploadPart URL for this key, upload and part only, valid `expires` seconds."""
+        ...
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Join the parts (number, ETag) into the object; InvalidInput if they do not match the store's."""
+        ...
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Abort the upload and free its parts; an unknown upload is not an error."""
+        ...
+
+    def list_multipart_uploads(self, prefix: str) -> Iterator[MultipartUpload]:
+        """Multipart uploads in progress under `prefix` (the backend's key prefix stripped)."""
+        ...
+
+    def copy(self, source: str, key: str, *, content_type: str) -> ObjectInfo:
+        """Copy an object inside the store (multipart copy for large ones), setting its content type."""
+        ...

@@ -25,9 +25,10 @@ from botocore.exceptions import (
 )
 
 from media_pub.config import StorageSettings
-from media_pub.errors import MediaPubError, Unavailable
+from media_pub.errors import InvalidInput, MediaPubError, Unavailable
 from media_pub.storage.base import (
     CHUNK_SIZE,
+    MultipartUpload,
     ObjectInfo,
     ObjectNotFound,
     StorageError,
@@ -59,6 +60,7 @@ _TRANSIENT_CODES = frozenset(
 _UNREACHABLE = (ConnectionError, HTTPClientError, IncompleteReadError, RetriesExceededError)
 _CREDENTIALS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
 _BOTO_ERRORS = (ClientError, BotoCoreError, S3UploadFailedError, RetriesExceededError)
+_BAD_PARTS_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"})
 
 
 def translate_error(exc: BaseException, what: str) -> MediaPubError:
@@ -331,6 +333,86 @@ class S3Storage:
         """None: objects are not on this machine."""
         validate_key(key)
         return None
+
+    # Multipart primitives (storage.base.MultipartStorage): resumable and direct-to-store uploads.
+
+    def create_multipart(self, key: str) -> str:
+        """CreateMultipartUpload; returns the UploadId."""
+        full = self._key(key)
+        self._ensure_bucket()
+        with _boundary(f"storage: start multipart upload {key!r}"):
+            return str(self.client.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"])
+
+    def upload_part(self, key: str, upload_id: str, number: int, fileobj: BinaryIO, size: int) -> str:
+        """UploadPart of `size` bytes from `fileobj`; returns the ETag."""
+        full = self._key(key)
+        with _boundary(f"storage: upload part {number} of {key!r}"):
+            reply = self.client.upload_part(
+                Bucket=self.bucket,
+                Key=full,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=fileobj,
+                ContentLength=size,
+            )
+        return str(reply["ETag"])
+
+    def presign_part(self, key: str, upload_id: str, number: int, *, expires: int) -> str:
+        """A SigV4 presigned UploadPart URL: the key, upload id and part number are all signed."""
+        full = self._key(key)
+        if not 1 <= expires <= MAX_PRESIGN_SECONDS:
+            raise ValueError(f"presigned URL expiry must be 1..{MAX_PRESIGN_SECONDS} seconds, not {expires}")
+        params = {"Bucket": self.bucket, "Key": full, "UploadId": upload_id, "PartNumber": number}
+        with _boundary(f"storage: presign part {number} of {key!r}"):
+            return str(self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires))
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """CompleteMultipartUpload; parts the store does not hold (or too small) are InvalidInput."""
+        full = self._key(key)
+        listed = [{"PartNumber": number, "ETag": etag} for number, etag in sorted(parts)]
+        with _boundary(f"storage: complete multipart upload {key!r}"):
+            try:
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": listed}
+                )
+            except ClientError as exc:
+                if _status_and_code(exc)[1] in _BAD_PARTS_CODES:
+                    detail = f"the parts do not match what the store holds ({_status_and_code(exc)[1]})"
+                    raise InvalidInput(detail, code="invalid-parts") from exc
+                raise
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload; an upload already gone is not an error."""
+        full = self._key(key)
+        with contextlib.suppress(ObjectNotFound), _boundary(f"storage: abort multipart upload {key!r}"):
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+
+    def list_multipart_uploads(self, prefix: str) -> Iterator[MultipartUpload]:
+        """ListMultipartUploads pages under `prefix`, with the backend's key prefix stripped."""
+        validate_prefix(prefix)
+        self._ensure_bucket()
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
+        with _boundary(f"storage: list multipart uploads {prefix!r}"):
+            for page in pages:
+                for item in page.get("Uploads", []):
+                    yield MultipartUpload(
+                        key=item["Key"][len(self.prefix) :],
+                        upload_id=item["UploadId"],
+                        initiated=item.get("Initiated"),
+                    )
+
+    def copy(self, source: str, key: str, *, content_type: str) -> ObjectInfo:
+        """A server-side copy (UploadPartCopy in parts above the multipart threshold)."""
+        src, full = self._key(source), self._key(key)
+        self._ensure_bucket()
+        extra = {"ContentType": content_type, "MetadataDirective": "REPLACE"}
+        with _boundary(f"storage: copy {source!r} to {key!r}"):
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": src}, self.bucket, full, ExtraArgs=extra, Config=self.transfer
+            )
+        return self.stat(key)
 
     def check(self) -> None:
         """The bucket answers (and exists, creating it if allowed)."""

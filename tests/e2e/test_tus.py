@@ -1,4 +1,8 @@
-"""Resumable uploads (tus 1.0) at /api/v1/uploads: protocol rules, interruption, completion to an episode."""
+"""Resumable uploads (tus 1.0) at /api/v1/uploads: protocol rules, interruption, completion to an episode.
+
+Every test runs on both storage backends: local files, and S3 (moto's server over HTTP), where the bytes go
+into an S3 multipart upload and the state into the database.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import random
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,14 +22,80 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from media_pub.api.app import create_app
 from media_pub.bootstrap import Container
+from media_pub.config import Settings
+from media_pub.db.models import ResumableUpload
 from media_pub.media.synth import write_speech_like
 from media_pub.services.resumable import expire_uploads
-from tests.conftest import SHOW, new_user
+from media_pub.services.resumable_s3 import expire_s3_uploads
+from tests.conftest import SHOW, make_settings, new_user
 from tests.e2e.conftest import wait_job
 
 TUS = {"Tus-Resumable": "1.0.0"}
 STREAM = {**TUS, "Content-Type": "application/offset+octet-stream"}
+
+
+@pytest.fixture(params=["local", "s3"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Both storage backends (overrides the shared local-only fixture for this module)."""
+    if request.param == "s3":
+        return make_settings(tmp_path, storage=request.getfixturevalue("s3_settings"))
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[TestClient]:
+    """Without the housekeeping thread, which would race the tests' own expiry sweeps."""
+    with TestClient(create_app(container, scheduler=False), raise_server_exceptions=False) as tc:
+        yield tc
+
+
+def _s3(container: Container) -> bool:
+    return container.settings.storage.backend == "s3"
+
+
+def _id(location: str) -> str:
+    return location.rsplit("/", 1)[1]
+
+
+def _stored(container: Container, location: str) -> bytes:
+    """The bytes the server holds for a complete upload."""
+    if _s3(container):
+        return container.storage.read_bytes(f"uploads/tus/{_id(location)}")
+    return (container.settings.data_dir / "uploads" / f"{_id(location)}.bin").read_bytes()
+
+
+def _leftovers(container: Container) -> list[str]:
+    """What the upload store holds: files (local) or objects, multipart uploads and rows (S3)."""
+    if not _s3(container):
+        root = container.settings.data_dir / "uploads"
+        return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+    multipart = container.storage.list_multipart_uploads("uploads/")  # type: ignore[attr-defined]
+    with container.uow() as uow:
+        rows = [f"row:{r.id}" for r in uow.session.query(ResumableUpload)]
+    objects = [f"object:{k}" for k in container.storage.list_keys("uploads/")]
+    return sorted(objects + [f"multipart:{m.key}" for m in multipart] + rows)
+
+
+def _expire_now(container: Container, location: str) -> None:
+    """Move the upload's expiry into the past."""
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    if _s3(container):
+        with container.uow() as uow:
+            uow.session.get(ResumableUpload, _id(location)).expires_at = past  # type: ignore[union-attr]
+            uow.commit()
+        return
+    state_file = container.settings.data_dir / "uploads" / f"{_id(location)}.json"
+    state = json.loads(state_file.read_text())
+    state["expires"] = past.isoformat()
+    state_file.write_text(json.dumps(state))
+
+
+def _expire(container: Container, now: datetime) -> int:
+    if _s3(container):
+        return expire_s3_uploads(container.uow, container.storage, container.settings.data_dir / "tmp", now)
+    return expire_uploads(container.settings.data_dir, now)
 
 
 def _meta(**values: str) -> str:
@@ -157,7 +228,8 @@ def test_random_cuts_resume_to_identical_bytes(
     """Cut by close or by reset at random points, then resumed from HEAD: the stored bytes are the file's."""
     host = new_user(container, "cuts-host")
     rng = random.Random(5)
-    data = rng.randbytes(512 * 1024)
+    # On S3: several 5 MiB parts, cuts inside parts and across them (the tail carried between PATCHes).
+    data = rng.randbytes(12 * 1024 * 1024 + 12345 if _s3(container) else 512 * 1024)
     location = _create(client, host, len(data))
     offset = 0
     for attempt in range(6):
@@ -167,8 +239,7 @@ def test_random_cuts_resume_to_identical_bytes(
         assert offset <= kept <= offset + sent
         offset = kept
     assert _patch(client, host, location, offset, data[offset:]).status_code == 204
-    stored = container.settings.data_dir / "uploads" / f"{location.rsplit('/', 1)[1]}.bin"
-    assert hashlib.sha256(stored.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert hashlib.sha256(_stored(container, location)).hexdigest() == hashlib.sha256(data).hexdigest()
 
 
 def test_interrupted_patch_keeps_the_bytes_and_resumes(
@@ -246,8 +317,7 @@ def test_protocol_errors(client: TestClient, host: dict[str, str], container: Co
     # Bytes past Upload-Length are ignored.
     response = _patch(client, host, location, 3, b"defghijklmnop")
     assert response.headers["Upload-Offset"] == "10"
-    data_dir = container.settings.data_dir / "uploads"
-    assert (data_dir / f"{location.rsplit('/', 1)[1]}.bin").read_bytes() == b"abcdefghij"
+    assert _stored(container, location) == b"abcdefghij"
 
 
 def test_only_the_creator_sees_an_upload(
@@ -271,32 +341,27 @@ def test_delete_then_gone(client: TestClient, host: dict[str, str], container: C
     assert response.headers["Tus-Resumable"] == "1.0.0"
     assert client.head(location, headers={**host, **TUS}).status_code == 404
     assert _patch(client, host, location, 2, b"llo").status_code == 404
-    assert list((container.settings.data_dir / "uploads").iterdir()) == []
+    assert _leftovers(container) == []
 
 
 def test_expired_uploads_are_refused_and_swept(
     client: TestClient, host: dict[str, str], container: Container
 ) -> None:
-    root = container.settings.data_dir / "uploads"
     keep = _create(client, host, 5)
     old = _create(client, host, 5)
     assert _patch(client, host, old, 0, b"hel").status_code == 204
-    state_file = root / f"{old.rsplit('/', 1)[1]}.json"
-    state = json.loads(state_file.read_text())
-    state["expires"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-    state_file.write_text(json.dumps(state))
+    _expire_now(container, old)
     assert client.head(old, headers={**host, **TUS}).status_code == 410
     assert _patch(client, host, old, 3, b"lo").status_code == 410
-    assert expire_uploads(container.settings.data_dir, datetime.now(UTC)) == 1
+    assert _expire(container, datetime.now(UTC)) == 1
     assert client.head(old, headers={**host, **TUS}).status_code == 404
-    assert sorted(p.name for p in root.iterdir()) == sorted(
-        f"{keep.rsplit('/', 1)[1]}{s}" for s in (".bin", ".json")
-    )
+    if _s3(container):  # the other one's row and multipart upload, nothing of the swept one
+        assert _leftovers(container) == [f"multipart:uploads/tus/{_id(keep)}", f"row:{_id(keep)}"]
+    else:
+        assert _leftovers(container) == sorted(f"{_id(keep)}{s}" for s in (".bin", ".json"))
     # A day later (24 h default) the other one goes too.
-    assert (
-        expire_uploads(container.settings.data_dir, datetime.now(UTC) + timedelta(hours=24, seconds=1)) == 1
-    )
-    assert list(root.iterdir()) == []
+    assert _expire(container, datetime.now(UTC) + timedelta(hours=24, seconds=1)) == 1
+    assert _leftovers(container) == []
 
 
 def test_bad_media_on_completion_is_a_problem(client: TestClient, host: dict[str, str], episode: str) -> None:
@@ -353,5 +418,4 @@ def test_one_writer_at_a_time(client: TestClient, live_server: str, container: C
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 204")
     assert _offset(client, host, location) == len(data)
-    stored = container.settings.data_dir / "uploads" / f"{location.rsplit('/', 1)[1]}.bin"
-    assert stored.read_bytes() == data
+    assert _stored(container, location) == data

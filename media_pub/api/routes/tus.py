@@ -4,14 +4,20 @@ With `episode_id` in the metadata, the last PATCH attaches the upload to that ep
 and answers with its processing job's id in `Upload-Job`. If attaching fails (bad media, bad trim points),
 that PATCH answers with the problem, the episode stays as it was, and the upload is deleted: the client
 creates a new one. An upload without `episode_id` stays complete until it expires.
+
+On the S3 storage backend the bytes go into an S3 multipart upload and the state into the database
+(services.resumable.S3UploadStore), so a PATCH may land on any API process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
+import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
 from typing import BinaryIO
 
 from fastapi import APIRouter, Request, Response
@@ -31,7 +37,14 @@ from media_pub.services.resumable import (
     parse_checksum,
     parse_metadata,
 )
-from media_pub.services.uploads import Spooled, TrimRequest, attach_upload, episode_for_upload
+from media_pub.services.resumable_s3 import S3UploadStore, S3Writer
+from media_pub.services.uploads import (
+    Spooled,
+    TrimRequest,
+    attach_upload,
+    episode_for_upload,
+)
+from media_pub.storage.base import MultipartStorage
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
 
@@ -40,7 +53,15 @@ OFFSET_STREAM = "application/offset+octet-stream"
 BASE = {"Tus-Resumable": TUS_VERSION}
 
 
-def _store(c: Container) -> UploadStore:
+def _store(c: Container) -> UploadStore | S3UploadStore:
+    if isinstance(c.storage, MultipartStorage):  # S3: the state must be shared by every API process
+        return S3UploadStore(
+            c.uow,
+            c.storage,
+            c.settings.data_dir / "tmp",
+            lock_seconds=c.settings.upload_lock_seconds,
+            min_part=c.settings.storage.multipart_chunk_mb * 1024 * 1024,
+        )
     return UploadStore(c.settings.data_dir)
 
 
@@ -208,6 +229,97 @@ def _finish(c: Container, user: User, store: UploadStore, state: UploadState) ->
         return job.id
 
 
+async def _checked_body(
+    c: Container, request: Request, checksum: str, limit: int
+) -> tuple[bool, Path | None]:
+    """Spool a PATCH body sent with `Upload-Checksum` (its first `limit` bytes) before any of it is kept.
+
+    Returns (True, file) when it matched, (False, None) on a mismatch, and (True, None) when the client
+    left before the end: nothing of an unverified chunk is kept.
+    """
+    algorithm, expected = parse_checksum(checksum)
+    digest = hashlib.new(algorithm)
+    tmp = c.settings.data_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="tus-checked-", dir=tmp)
+    path = Path(name)
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            async for chunk in request.stream():
+                digest.update(chunk)
+                keep = chunk[: limit - written]
+                fh.write(keep)
+                written += len(keep)
+    except ClientDisconnect:
+        path.unlink(missing_ok=True)
+        return True, None
+    if digest.digest() != expected:
+        path.unlink(missing_ok=True)
+        return False, None
+    return True, path
+
+
+async def _feed(writer: S3Writer, data: bytes, lease: float) -> None:
+    """Add bytes to the writer's buffer, sending each whole part (bytes past `Upload-Length` ignored)."""
+    data = data[: writer.remaining]
+    while data:
+        take = data[: writer.room]
+        writer.write(take)
+        data = data[len(take) :]
+        if writer.room == 0:
+            await run_in_threadpool(writer.flush_part)
+        elif time.monotonic() - writer.renewed > lease / 3:
+            await run_in_threadpool(writer.renew)
+
+
+async def _receive_s3(
+    c: Container, store: S3UploadStore, token: str, state: UploadState, request: Request, checksum: str | None
+) -> bool:
+    """Like _receive, into the upload's S3 multipart upload; the bytes short of a part become its tail."""
+    lease = c.settings.upload_lock_seconds
+    checked: Path | None = None
+    if checksum:
+        matched, checked = await _checked_body(c, request, checksum, state.length - state.offset)
+        if checked is None:
+            return matched
+    writer = await run_in_threadpool(store.writer, state.id, token)
+    try:
+        if checked is not None:
+            with checked.open("rb") as fh:
+                while chunk := fh.read(1024 * 1024):
+                    await _feed(writer, chunk, lease)
+        else:
+            try:
+                async for chunk in request.stream():
+                    await _feed(writer, chunk, lease)
+            except ClientDisconnect:
+                pass
+        await run_in_threadpool(writer.finish)
+        state.offset = writer.offset if not writer.row.completed else state.length
+    finally:
+        writer.close()
+        if checked is not None:
+            checked.unlink(missing_ok=True)
+    return True
+
+
+def _finish_s3(c: Container, user: User, store: S3UploadStore, state: UploadState, token: str) -> str:
+    """Hand the complete upload (an object in the bucket) to the episode; returns the job id."""
+    meta = state.metadata
+    trim = TrimRequest(meta.get("start") or None, meta.get("end") or None)
+    job = store.attach(
+        c.queue,
+        user,
+        state,
+        token,
+        trim,
+        probe_timeout=c.settings.probe_timeout_seconds,
+        probe_memory_mb=c.settings.probe_memory_mb,
+    )
+    return job.id
+
+
 @router.patch(
     "/{upload_id}", openapi_extra={"requestBody": {"content": {OFFSET_STREAM: {}}, "required": True}}
 )
@@ -227,18 +339,28 @@ async def upload_chunk(upload_id: str, request: Request, user: UserDep, c: Conta
     store = _store(c)
     try:
         store.get(upload_id, user.id, _now())
-        with store.locked(upload_id):
+        with store.locked(upload_id) as lock:
             state = store.get(upload_id, user.id, _now())  # again, now that no one else writes it
             if offset != state.offset:
                 detail = f"the upload is at offset {state.offset}, not {offset}"
                 return _reply(409, "upload-offset-mismatch", "Conflict", detail, request)
-            if not await _receive(store, state, request, request.headers.get("upload-checksum")):
+            checksum = request.headers.get("upload-checksum")
+            token = lock or ""  # S3UploadStore.locked yields its lock token, UploadStore.locked None
+            if isinstance(store, S3UploadStore):
+                received = await _receive_s3(c, store, token, state, request, checksum)
+            else:
+                received = await _receive(store, state, request, checksum)
+            if not received:
                 return _reply(
                     460, "checksum-mismatch", "Checksum mismatch", "the chunk was discarded", request
                 )
             headers = {**BASE, "Upload-Offset": str(state.offset), "Upload-Expires": _expires(state)}
             if state.complete and state.metadata.get("episode_id"):
-                headers["Upload-Job"] = await run_in_threadpool(_finish, c, user, store, state)
+                if isinstance(store, S3UploadStore):
+                    job_id = await run_in_threadpool(_finish_s3, c, user, store, state, token)
+                else:
+                    job_id = await run_in_threadpool(_finish, c, user, store, state)
+                headers["Upload-Job"] = job_id
     except MediaPubError as exc:
         return _error(exc, request)
     return Response(status_code=204, headers=headers)
