@@ -237,14 +237,14 @@ def complete_direct_upload(
         raise InvalidInput("list each uploaded part once (number and ETag)", code="invalid-parts")
     upload = _claim(uow_factory, user, episode_id, upload_id, now, timedelta(seconds=options.expires_seconds))
     try:
-        store.complete_multipart(upload.storage_key, upload.s3_upload_id, parts)
-    except InvalidInput:
-        _release(uow_factory, upload_id)
-        raise
-    try:
+        if not storage.exists(upload.storage_key):  # a retry after a transient failure finds it joined
+            store.complete_multipart(upload.storage_key, upload.s3_upload_id, parts)
         return _verify_and_attach(uow_factory, store, storage, queue, user, upload, options)
-    except MediaPubError:
-        _forget(uow_factory, store, storage, upload)
+    except MediaPubError as exc:
+        if exc.retryable or exc.code == "invalid-parts":  # the client may try again (or send the right list)
+            _release(uow_factory, upload_id)
+        else:
+            _forget(uow_factory, store, storage, upload)
         raise
 
 

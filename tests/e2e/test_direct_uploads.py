@@ -355,3 +355,29 @@ def test_multipart_primitives_under_a_key_prefix(s3_settings: StorageSettings, s
     # (moto answers 500, not NoSuchUpload, to parts or completion of an unknown upload: not checked here)
     with pytest.raises(ObjectNotFound):
         storage.copy("uploads/direct/missing", "shows/s/x.wav", content_type="audio/wav")
+
+
+def test_completing_parts_joined_already_finishes(
+    client: TestClient, host: dict[str, str], episode: str, long_wav: bytes, container: Container,
+    s3_client: Any,
+) -> None:  # fmt: skip
+    """The parts were joined already (a first `complete` failed after joining them, on a storage or
+    database blip, and put the upload back to pending): the client's retry finishes it."""
+    made = _start(client, host, episode, long_wav).json()
+    done = _put_parts(made, long_wav)
+    row = container.uow
+    with row() as uow:
+        upload = uow.session.get(DirectUpload, made["upload_id"])
+        assert upload is not None
+        key, s3_upload_id = upload.storage_key, upload.s3_upload_id
+    s3_client.complete_multipart_upload(
+        Bucket=_bucket(container), Key=key, UploadId=s3_upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": p["number"], "ETag": p["etag"]} for p in done]},
+    )  # fmt: skip
+    complete = f"/api/v1/episodes/{episode}/direct-uploads/{made['upload_id']}/complete"
+    response = client.post(complete, json={"parts": done}, headers=host)
+    assert response.status_code == 202, response.text
+    job = wait_job(client, response.json(), host)
+    assert job["status"] == "succeeded", job
+    original = client.get(f"/api/v1/episodes/{episode}", headers=host).json()
+    assert original["status"] == "ready"
