@@ -17,10 +17,16 @@ from media_pub.bootstrap import Container, bootstrap
 from media_pub.config import Settings, StorageSettings
 from media_pub.services import auth
 
-pytest_plugins = ["tests.s3server"]
+pytest_plugins = ["tests.s3server", "tests.workers"]
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI keeps unfinished uploads under XDG_CACHE_HOME: never the real ~/.cache in tests."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
 
 def _pg_reachable() -> bool:

@@ -97,11 +97,20 @@ def serve(
 
 
 @app.command()
-def worker(concurrency: Annotated[int, typer.Option(help="Jobs at once")] = 1) -> None:
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs at once")] = 1,
+    hostname: Annotated[
+        str | None, typer.Option(help="Worker name (default celery@<host>); one per worker on a host")
+    ] = None,
+) -> None:
     """Run a Celery worker (needs MEDIA_PUB_BROKER_URL)."""
     from media_pub.jobs.worker import make_worker_app
 
-    make_worker_app().worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}"])
+    argv = ["worker", "--loglevel=INFO", f"--concurrency={concurrency}"]
+    argv += ["--without-mingle", "--without-gossip"]  # nothing here uses them; each costs a second at start
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    make_worker_app().worker_main(argv)
 
 
 def main() -> None:

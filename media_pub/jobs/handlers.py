@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 from collections.abc import Callable
@@ -29,7 +30,11 @@ def _media_process(container: Container, job_id: str, owner: str) -> None:
         timeout=container.settings.job_timeout_seconds,
         owner=owner,
     )
-    # New media may have new cuts: transcripts made from the original follow them.
+    _follow_up_processing(container, job_id)
+
+
+def _follow_up_processing(container: Container, job_id: str) -> None:
+    """New media may have new cuts: transcripts made from the original follow them (idempotent)."""
     reshift_after_processing(container.uow, container.storage, job_id)
 
 
@@ -38,11 +43,18 @@ def _media_retag(container: Container, job_id: str, owner: str) -> None:
 
 
 HANDLERS: dict[str, Handler] = {"media.process": _media_process, "media.retag": _media_retag}
+# Steps after a job's end is committed, run again when a finished job is delivered again: the worker may have
+# died between the commit and them (before the broker's acknowledgement).
+FOLLOW_UPS: dict[str, Callable[[Container, str], None]] = {"media.process": _follow_up_processing}
+_PROCESS_TOKEN: dict[int, str] = {}
 
 
 def worker_identity() -> str:
-    """Who runs a job: host, process and thread (a lease owner)."""
-    return f"{socket.gethostname()[:32]}:{os.getpid()}:{threading.get_ident() % 100000}"
+    """Who runs a job (a lease owner): host, process, a random token of this process (pids repeat across
+    containers and restarts) and thread."""
+    pid = os.getpid()
+    token = _PROCESS_TOKEN.setdefault(pid, secrets.token_hex(4))
+    return f"{socket.gethostname()[:24]}:{pid}:{token}:{threading.get_ident() % 100000}"
 
 
 def run_job(container: Container, kind: str, job_id: str) -> Claim:
@@ -57,13 +69,15 @@ def run_job(container: Container, kind: str, job_id: str) -> Claim:
     claim = claim_job(container.uow, job_id, lease.owner, lease.seconds)
     if claim is not Claim.CLAIMED:
         log.info("job.skipped job_id=%s kind=%s claim=%s", job_id, kind, claim.value)
+        follow_up = FOLLOW_UPS.get(kind)
+        if claim is Claim.FINISHED and follow_up is not None:
+            follow_up(container, job_id)
         return claim
     log.info("job.started job_id=%s kind=%s owner=%s", job_id, kind, lease.owner)
     failpoints.hit("job.claimed")
     try:
         with heartbeat(container.uow, lease):
             handler(container, job_id, lease.owner)
-        failpoints.hit("process.committed")
     finally:
         release_lease(container.uow, lease)
     return claim

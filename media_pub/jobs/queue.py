@@ -94,7 +94,12 @@ def make_celery(broker_url: str, visibility_timeout: int = 3600) -> Any:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": visibility_timeout},
+        # kombu looks for unacknowledged messages every interval x throttle seconds (10 x 10 by default)
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout,
+            "unacked_restore_interval": max(1, min(10, visibility_timeout)),
+            "unacked_restore_throttle": 1,
+        },
         result_backend=None,
         task_ignore_result=True,
     )

@@ -52,11 +52,12 @@ def make_worker_app() -> Any:
 
     stop = threading.Event()
 
-    @worker_ready.connect  # type: ignore[untyped-decorator]
+    # weak=False: these are local functions, and Celery holds signal receivers weakly by default
+    @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
     def _start_housekeeping(**_: Any) -> None:
         housekeeping.start(_container(), stop)
 
-    @worker_shutting_down.connect  # type: ignore[untyped-decorator]
+    @worker_shutting_down.connect(weak=False)  # type: ignore[untyped-decorator]
     def _stop_housekeeping(**_: Any) -> None:
         stop.set()
 

@@ -89,6 +89,7 @@ def progress_reporter(
 
 def fail_job(job: Job, error: MediaPubError) -> None:
     job.status = JobStatus.FAILED.value
+    job.lease_owner = job.lease_expires_at = None
     job.error_code = error.code
     job.error = f"{error.title}: {error.detail}"
     job.finished_at = job.updated_at = datetime.now(UTC)

@@ -148,6 +148,7 @@ def process_episode_media(
             storage.put_bytes(keys["waveform"], waveform_json(listened.path), content_type="application/json")
         failpoints.hit("process.stored")
         _finish(uow_factory, job_id, made, keys, chapters, original_channels, payload, owner)
+        failpoints.hit("process.committed")
     except Cancelled:
         log.info("job.cancelled job_id=%s", job_id)
     except MediaPubError as error:
@@ -245,6 +246,7 @@ def _finish(
             touch_feed(episode.show)
         job.status, job.stage, job.progress = JobStatus.SUCCEEDED.value, "done", 1.0
         job.error = job.error_code = None
+        job.lease_owner = job.lease_expires_at = None
         job.result = {"rendition_asset_id": main.id, "storage_key": main.storage_key,
                       "renditions": {kind: asset.id for kind, asset in assets.items()}}  # fmt: skip
         job.finished_at = job.updated_at = datetime.now(UTC)

@@ -129,6 +129,7 @@ def _copy(old: Asset, out: _Made) -> Asset:
 def _succeed(job: Any, result: dict[str, Any]) -> None:
     job.status, job.stage, job.progress = JobStatus.SUCCEEDED.value, "done", 1.0
     job.error = job.error_code = None
+    job.lease_owner = job.lease_expires_at = None
     job.result = result
     job.finished_at = job.updated_at = datetime.now(UTC)
 
