@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/media-pub serve --demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff check media_pub tests scripts benchmarks
