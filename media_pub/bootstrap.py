@@ -12,7 +12,7 @@ from media_pub.config import Settings
 from media_pub.db.engine import make_engine, make_session_factory, upgrade
 from media_pub.db.uow import UnitOfWork, UowFactory
 from media_pub.notify import Notifier
-from media_pub.services.feeds import FeedOptions, FeedService, Urls
+from media_pub.services.feeds import FRESH_SECONDS, FeedOptions, FeedService, Urls
 from media_pub.services.jobs import JobQueue
 from media_pub.storage.base import Storage
 from media_pub.storage.factory import build_storage
@@ -72,7 +72,15 @@ def bootstrap(settings: Settings, *, migrate: bool = True, queue: JobQueue | Non
 
             queue = InProcessQueue(settings.job_threads)
     token = settings.podping_token.get_secret_value() if settings.podping_token else None
-    notifier = Notifier(settings.websub_hubs, settings.podping_url, token, attempts=settings.notify_attempts)
+    # Told after a commit, a hub or app fetches at once: wait out the other API processes' feed memo
+    # (FeedService serves a public feed up to FRESH_SECONDS after it last checked the database).
+    notifier = Notifier(
+        settings.websub_hubs,
+        settings.podping_url,
+        token,
+        attempts=settings.notify_attempts,
+        first_delay=FRESH_SECONDS + 0.5,
+    )
     changed: list[Container] = []  # the container, once built: the unit of work reports to it
 
     def feeds_changed(shows: list[tuple[str, str]]) -> None:

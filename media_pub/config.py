@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     sweep_grace_seconds: float = Field(default=24 * 3600.0, ge=0)
     sweep_interval_seconds: float = Field(default=3600.0, gt=0)
     # --- uploads over S3 (resumable and direct) ---
-    direct_upload_url_seconds: int = Field(default=3600, ge=1, le=604800)  # presigned part URLs' lifetime
+    direct_upload_url_seconds: int = Field(default=3600, ge=60, le=3600)  # presigned part URLs: short-lived
     direct_upload_expires_seconds: float = Field(default=6 * 3600.0, gt=0)  # then unfinished ones are aborted
     upload_lock_seconds: float = Field(
         default=30.0, ge=1.0

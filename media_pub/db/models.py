@@ -332,7 +332,8 @@ class IdempotencyRecord(Base):
 class ResumableUpload(Base):
     """A tus upload on the S3 backend: its bytes are parts of an S3 multipart upload plus a pending tail.
 
-    `offset` = the parts' sizes + `tail_size` (bytes kept in the `{key}.tail` object until a part is full).
+    `offset` = the parts' sizes + `tail_size` (bytes kept in the `{key}.tail-{start}-{size}` object until a
+    part is full).
     One writer at a time across processes: a PATCH holds `lock_token` until `lock_expires_at`, renewing it.
     """
 

@@ -103,8 +103,10 @@ def latest_original(session: Session, episode_id: str) -> Asset | None:
     return session.scalars(query).first()
 
 
-def job_by_id(session: Session, job_id: str) -> Job:
-    job = session.get(Job, job_id)
+def job_by_id(session: Session, job_id: str, *, for_update: bool = False) -> Job:
+    """The job; `for_update` locks its row until the transaction ends (PostgreSQL), so a check of its
+    lease and the write that follows see no other writer in between."""
+    job = session.get(Job, job_id, with_for_update=for_update or None)
     if job is None:
         raise NotFound(f"no job with id {job_id!r}", code="job-not-found")
     return job

@@ -40,9 +40,9 @@ class UnitOfWork:
         try:
             self.session.rollback()
             self.session.close()
-        except DBAPIError:
+        except DBAPIError as rollback_error:
             if exc is None:
-                raise
+                raise Unavailable(f"the database is unavailable: {rollback_error.orig}") from rollback_error
         if isinstance(exc, OperationalError):  # the server went away or refused us: worth retrying
             raise Unavailable(f"the database is unavailable: {exc.orig}") from exc
 

@@ -99,9 +99,11 @@ class Notifier:
         max_delay: float = 300.0,
         max_pending: int = 10_000,
         transport: httpx.BaseTransport | None = None,
+        first_delay: float = 0.0,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
+        self._first_delay = first_delay
         self._targets: list[tuple[Kind, str]] = [("websub", _check_url(h, "a WebSub hub")) for h in hubs]
         if podping_url:
             self._targets.append(("podping", _check_url(podping_url, "podping_url")))
@@ -140,7 +142,7 @@ class Notifier:
         _check_url(feed_url, "feed_url")
         if not self._targets:
             return
-        now = time.monotonic()
+        now = time.monotonic() + self._first_delay  # other processes may serve the old feed that long
         with self._cond:
             if self._closed:
                 log.warning("notify.closed feed=%s reason=%s", feed_url, reason)

@@ -22,7 +22,13 @@ from media_pub.db.uow import UnitOfWork, UowFactory
 from media_pub.errors import Conflict, Gone, InvalidInput, MediaPubError, NotFound, TooLarge
 from media_pub.media.process import parse_timestamp
 from media_pub.services.jobs import JobQueue
-from media_pub.services.uploads import TrimRequest, attach_stored, episode_for_upload, spool_object
+from media_pub.services.uploads import (
+    TrimRequest,
+    attach_stored,
+    content_error,
+    episode_for_upload,
+    spool_object,
+)
 from media_pub.storage.base import MultipartStorage, Storage
 
 log = logging.getLogger(__name__)
@@ -241,10 +247,13 @@ def complete_direct_upload(
             store.complete_multipart(upload.storage_key, upload.s3_upload_id, parts)
         return _verify_and_attach(uow_factory, store, storage, queue, user, upload, options)
     except MediaPubError as exc:
-        if exc.retryable or exc.code == "invalid-parts":  # the client may try again (or send the right list)
+        if content_error(exc) and exc.code != "invalid-parts":
+            _forget(uow_factory, store, storage, upload)  # the bytes are wrong: nothing of them is kept
+        else:  # a blip, a busy episode, or a wrong part list: the client may complete again
             _release(uow_factory, upload_id)
-        else:
-            _forget(uow_factory, store, storage, upload)
+        raise
+    except BaseException:
+        _release(uow_factory, upload_id)
         raise
 
 
@@ -358,7 +367,7 @@ def delete_orphan_upload_objects(
     known = _known_keys(uow_factory)
     deleted = 0
     for item in found:
-        if item.key in known or item.key.removesuffix(".tail") in known:
+        if item.key in known or item.key.split(".tail-", 1)[0] in known:
             continue
         if item.modified is not None and item.modified > now - older_than:
             continue

@@ -100,7 +100,7 @@ def requeue_for_retry(
 ) -> None:
     """A transient failure: the job goes back to the queue (stage "retry"), with the error kept for show."""
     with uow_factory() as uow:
-        job = repo.job_by_id(uow.session, job_id)
+        job = repo.job_by_id(uow.session, job_id, for_update=True)
         if not holds_lease(job, owner):
             return
         job.status, job.stage = JobStatus.QUEUED.value, "retry"

@@ -206,7 +206,7 @@ def _finish(
     owner: str | None,
 ) -> None:
     with uow_factory() as uow:
-        job = repo.job_by_id(uow.session, job_id)
+        job = repo.job_by_id(uow.session, job_id, for_update=True)
         if job.status == JobStatus.CANCELLED:
             return  # cancelled after the last progress report: the episode keeps what it had
         if not holds_lease(job, owner):  # another worker took the job over: its run writes the end
@@ -257,7 +257,7 @@ def _finish(
 def _fail(uow_factory: UowFactory, job_id: str, error: MediaPubError, owner: str | None) -> None:
     """Mark the job failed; the episode keeps what it had (an episode with no media yet becomes failed)."""
     with uow_factory() as uow:
-        job = repo.job_by_id(uow.session, job_id)
+        job = repo.job_by_id(uow.session, job_id, for_update=True)
         if job.status == JobStatus.CANCELLED or not holds_lease(job, owner):
             return
         fail_job(job, error)

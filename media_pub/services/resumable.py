@@ -57,6 +57,16 @@ class UploadState:
         return self.offset >= self.length
 
 
+def callers_upload(state: UploadState | None, user_id: str, now: datetime) -> UploadState:
+    """`state` if it is `user_id`'s and not expired: someone else's is reported as missing (NotFound), an
+    expired one as gone (Gone)."""
+    if state is None or state.user_id != user_id:
+        raise NotFound("no such upload", code="upload-not-found")
+    if state.expires_at <= now:
+        raise Gone("the upload expired", code="upload-expired")
+    return state
+
+
 def parse_metadata(header: str | None) -> dict[str, str]:
     """`Upload-Metadata`: comma-separated `key base64value` pairs (the value may be absent).
 
@@ -135,12 +145,7 @@ class UploadStore:
 
     def get(self, upload_id: str, user_id: str, now: datetime) -> UploadState:
         """The caller's upload; someone else's is reported as missing, an expired one as gone."""
-        state = self.load(upload_id)
-        if state is None or state.user_id != user_id:
-            raise NotFound("no such upload", code="upload-not-found")
-        if state.expires_at <= now:
-            raise Gone("the upload expired", code="upload-expired")
-        return state
+        return callers_upload(self.load(upload_id), user_id, now)
 
     def save(self, state: UploadState) -> None:
         """Write the state atomically (temp file, fsync, rename)."""

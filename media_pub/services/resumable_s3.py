@@ -1,7 +1,8 @@
 """The tus upload store of the S3 backend: state in the `resumable_uploads` table, bytes in S3 multipart.
 
 Any API process can continue an upload another one started: the parts are in the bucket, the bytes short
-of a part (the tail) in the object `{key}.tail`, the state and the writer's lock in the database.
+of a part (the tail) in the object `{key}.tail-{start}-{size}`, the state and the writer's lock in the
+database.
 """
 
 from __future__ import annotations
@@ -18,12 +19,21 @@ from pathlib import Path
 from media_pub.db import upload_repositories as uploads_repo
 from media_pub.db.models import Job, ResumableUpload, User
 from media_pub.db.uow import UowFactory
-from media_pub.errors import Conflict, Gone, MediaPubError, NotFound
+from media_pub.errors import Conflict, MediaPubError, NotFound
 from media_pub.services.direct_uploads import MIN_PART, UPLOADS_PREFIX, part_size, require_multipart
 from media_pub.services.jobs import JobQueue
-from media_pub.services.resumable import COPY_CHUNK, DEFAULT_TTL, ID_PATTERN, UploadState
-from media_pub.services.uploads import TrimRequest, attach_stored, spool_object
+from media_pub.services.resumable import COPY_CHUNK, DEFAULT_TTL, ID_PATTERN, UploadState, callers_upload
+from media_pub.services.uploads import TrimRequest, attach_stored, content_error, spool_object
 from media_pub.storage.base import MultipartStorage, ObjectNotFound, Storage, StorageError
+
+
+def tail_key(row: ResumableUpload) -> str | None:
+    """The object holding the upload's pending tail, named after the byte range it holds: a writer that
+    lost its lock and writes late can only write the bytes of a range already decided, never replace
+    another writer's tail."""
+    if not row.tail_size:
+        return None
+    return f"{row.storage_key}.tail-{row.offset - row.tail_size}-{row.tail_size}"
 
 
 def _state(row: ResumableUpload) -> UploadState:
@@ -41,9 +51,10 @@ def _state(row: ResumableUpload) -> UploadState:
 class S3UploadStore:
     """Uploads on the S3 backend: bytes in an S3 multipart upload, state and lock in the database.
 
-    Bytes short of a whole part wait in the object `{key}.tail` (as tusd's s3store keeps them) and go in
-    front of the next PATCH's. `offset` counts the parts plus that tail. One writer at a time across
-    processes: a PATCH holds a lock row lease, renewed as it writes; a writer that lost it writes nothing.
+    Bytes short of a whole part wait in the object `{key}.tail-{start}-{size}` (as tusd's s3store keeps
+    them) and go in front of the next PATCH's. `offset` counts the parts plus that tail. One writer at a
+    time across processes: a PATCH holds a lock row lease, renewed as it writes; a writer that lost it
+    writes nothing.
     """
 
     def __init__(
@@ -112,11 +123,7 @@ class S3UploadStore:
     def get(self, upload_id: str, user_id: str, now: datetime) -> UploadState:
         """The caller's upload; someone else's is reported as missing, an expired one as gone."""
         row = self.row(upload_id)
-        if row is None or row.user_id != user_id:
-            raise NotFound("no such upload", code="upload-not-found")
-        if row.expires_at <= now:
-            raise Gone("the upload expired", code="upload-expired")
-        return _state(row)
+        return callers_upload(_state(row) if row is not None else None, user_id, now)
 
     @contextmanager
     def locked(self, upload_id: str) -> Iterator[str]:
@@ -161,7 +168,8 @@ class S3UploadStore:
         """Hand the complete upload (an object in the bucket) to its episode; returns the processing job.
 
         The object is read once (hashed into a local copy to probe), then copied to the episode's original
-        key. The upload is gone afterwards, whether attaching succeeded or not.
+        key. The upload is gone afterwards, unless attaching failed for a reason that may pass (storage or
+        database unavailable, the episode busy).
         """
         key = self.key(state.id)
         # Reading, probing and copying a large file outlasts the lease: hold the lock for all of it.
@@ -184,8 +192,11 @@ class S3UploadStore:
                 )
                 uploads_repo.delete_upload(uow.session, state.id)
                 uow.commit()
-        except MediaPubError:
-            self.delete(state.id)
+        except MediaPubError as exc:
+            if content_error(exc):  # bad media or trim points: the client starts a new upload
+                self.delete(state.id)
+            else:  # a blip or a busy episode: the complete upload stays, a final empty PATCH attaches it
+                self.save(state.id, token)
             raise
         self.storage.delete(key)
         return job
@@ -202,7 +213,9 @@ class S3UploadStore:
         """Abort the multipart upload, delete the tail, the object and the row."""
         if row.s3_upload_id and not row.completed:
             self.multipart.abort_multipart(row.storage_key, row.s3_upload_id)
-        self.storage.delete(f"{row.storage_key}.tail")
+        tail = tail_key(row)
+        if tail:
+            self.storage.delete(tail)
         self.storage.delete(row.storage_key)
         with self.uow() as uow:
             uploads_repo.delete_upload(uow.session, row.id)
@@ -245,6 +258,7 @@ class S3Writer:
         self.buffer = os.fdopen(fd, "w+b")
         self.buffered = 0
         self.committed_tail = row.tail_size  # the tail the database records
+        self.tail_key = tail_key(row)  # and its object
         self.renewed = time.monotonic()
 
     @property
@@ -265,7 +279,7 @@ class S3Writer:
         size = self.row.tail_size
         if not size:
             return
-        with self.store.storage.open(f"{self.row.storage_key}.tail") as stream:
+        with self.store.storage.open(str(self.tail_key)) as stream:
             while self.buffered < size and (chunk := stream.read(min(COPY_CHUNK, size - self.buffered))):
                 self.buffer.write(chunk)
                 self.buffered += len(chunk)
@@ -297,6 +311,13 @@ class S3Writer:
         self.buffered = 0
         self.store.save(self.row.id, self.token, parts=list(self.parts), offset=self.stored, tail_size=0)
         self.committed_tail = 0
+        self._drop_tail()
+
+    def _drop_tail(self, keep: str | None = None) -> None:
+        """Delete the tail object the database no longer names (called with the lock held)."""
+        if self.tail_key and self.tail_key != keep:
+            self.store.storage.delete(self.tail_key)
+        self.tail_key = keep
 
     def finish(self) -> None:
         """After the body: complete the multipart upload if all bytes are in, else keep the tail."""
@@ -307,12 +328,15 @@ class S3Writer:
                 self.flush_part()
             self._complete()
             self.store.save(self.row.id, self.token, completed=True, offset=self.row.length, tail_size=0)
-            self.store.storage.delete(f"{self.row.storage_key}.tail")
+            self._drop_tail()
         elif self.buffered != self.committed_tail:
+            self.renew()  # a writer that lost its lock stops here
             self.buffer.flush()
-            tail = f"{self.row.storage_key}.tail"
+            tail = f"{self.row.storage_key}.tail-{self.stored}-{self.buffered}"
             self.store.storage.put_file(tail, self.path, content_type="application/octet-stream")
             self.store.save(self.row.id, self.token, offset=self.offset, tail_size=self.buffered)
+            self.committed_tail = self.buffered
+            self._drop_tail(keep=tail)
 
     def _complete(self) -> None:
         """CompleteMultipartUpload; done already (a crash before it was recorded) if the object is whole."""

@@ -138,7 +138,7 @@ def _finish(
     uow_factory: UowFactory, job_id: str, plan: _Plan, made: dict[str, _Made], owner: str | None
 ) -> None:
     with uow_factory() as uow:
-        job = repo.job_by_id(uow.session, job_id)
+        job = repo.job_by_id(uow.session, job_id, for_update=True)
         if job.status == JobStatus.CANCELLED or not holds_lease(job, owner):
             return
         episode = repo.episode_by_id(uow.session, plan.episode_id)
@@ -174,7 +174,7 @@ def _finish(
 
 def _fail(uow_factory: UowFactory, job_id: str, error: MediaPubError, owner: str | None) -> None:
     with uow_factory() as uow:
-        job = repo.job_by_id(uow.session, job_id)
+        job = repo.job_by_id(uow.session, job_id, for_update=True)
         if job.status != JobStatus.CANCELLED and holds_lease(job, owner):
             fail_job(job, error)
             uow.commit()

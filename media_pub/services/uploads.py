@@ -16,7 +16,7 @@ from media_pub.db.uow import UnitOfWork
 from media_pub.domain.keys import asset_key
 from media_pub.domain.rules import EpisodeStatus
 from media_pub.domain.values import Chapter
-from media_pub.errors import Conflict, InvalidInput, InvalidMedia, TooLarge
+from media_pub.errors import Conflict, InvalidInput, InvalidMedia, MediaPubError, TooLarge
 from media_pub.feeds.sanitize import clean_text, sanitize_notes
 from media_pub.media.probe import ProbeResult, probe_file
 from media_pub.media.process import parse_timestamp
@@ -163,6 +163,11 @@ def attach_stored(
         storage.copy(source_key, key, content_type=content_type)
 
     return _attach(uow, queue, user, episode_id, spooled, trim, keep, probe_timeout, probe_memory_mb)
+
+
+def content_error(exc: MediaPubError) -> bool:
+    """An error in what was uploaded (sending the same bytes again cannot help), not in the moment."""
+    return isinstance(exc, (InvalidInput, InvalidMedia, TooLarge))
 
 
 def spool_object(storage: Storage, key: str, tmp_dir: Path, limit: int) -> Spooled:

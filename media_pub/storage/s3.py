@@ -281,34 +281,32 @@ class S3Storage:
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """ListObjectsV2 pages, with the backend's key prefix stripped."""
-        return self._iter_keys(validate_prefix(prefix))
-
-    def _iter_keys(self, prefix: str) -> Iterator[str]:
-        self._ensure_bucket()
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix + prefix
-        )
-        with _boundary(f"storage: list {prefix!r}"):
-            for page in pages:
-                for item in page.get("Contents", []):
-                    yield item["Key"][len(self.prefix) :]
+        return (info.key for info in self.list_objects(prefix))
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """ListObjectsV2 pages with size and LastModified."""
-        validate_prefix(prefix)
-        self._ensure_bucket()
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix + prefix
+        return (
+            ObjectInfo(
+                key=item["Key"][len(self.prefix) :],
+                size=int(item["Size"]),
+                content_type=None,
+                modified=item.get("LastModified"),
+            )
+            for item in self._listed("list_objects_v2", "Contents", prefix)
         )
-        with _boundary(f"storage: list {prefix!r}"):
-            for page in pages:
-                for item in page.get("Contents", []):
-                    yield ObjectInfo(
-                        key=item["Key"][len(self.prefix) :],
-                        size=int(item["Size"]),
-                        content_type=None,
-                        modified=item.get("LastModified"),
-                    )
+
+    def _listed(self, operation: str, field: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """The `field` entries of every page of a listing `operation` under `prefix` (checked at once)."""
+        validate_prefix(prefix)
+
+        def pages() -> Iterator[dict[str, Any]]:
+            self._ensure_bucket()
+            paginator = self.client.get_paginator(operation)
+            with _boundary(f"storage: {operation} {prefix!r}"):
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                    yield from page.get(field, [])
+
+        return pages()
 
     def public_url(self, key: str) -> str | None:
         """public_base_url (the bucket's public root, e.g. a CDN) + the full object key, if configured."""
@@ -389,19 +387,14 @@ class S3Storage:
 
     def list_multipart_uploads(self, prefix: str) -> Iterator[MultipartUpload]:
         """ListMultipartUploads pages under `prefix`, with the backend's key prefix stripped."""
-        validate_prefix(prefix)
-        self._ensure_bucket()
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=self.prefix + prefix
+        return (
+            MultipartUpload(
+                key=item["Key"][len(self.prefix) :],
+                upload_id=item["UploadId"],
+                initiated=item.get("Initiated"),
+            )
+            for item in self._listed("list_multipart_uploads", "Uploads", prefix)
         )
-        with _boundary(f"storage: list multipart uploads {prefix!r}"):
-            for page in pages:
-                for item in page.get("Uploads", []):
-                    yield MultipartUpload(
-                        key=item["Key"][len(self.prefix) :],
-                        upload_id=item["UploadId"],
-                        initiated=item.get("Initiated"),
-                    )
 
     def copy(self, source: str, key: str, *, content_type: str) -> ObjectInfo:
         """A server-side copy (UploadPartCopy in parts above the multipart threshold)."""

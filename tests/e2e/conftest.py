@@ -20,7 +20,8 @@ from media_pub.db.models import Base
 from media_pub.media.synth import write_speech_like
 
 
-def _truncate(c: Container) -> None:
+def truncate_tables(c: Container) -> None:
+    """PostgreSQL: one database for the session, emptied around each test (SQLite: a file per test)."""
     if c.engine.dialect.name != "postgresql":
         return
     names = ", ".join(t.name for t in Base.metadata.sorted_tables)
@@ -31,10 +32,10 @@ def _truncate(c: Container) -> None:
 @pytest.fixture
 def backend(backend_settings: Settings) -> Iterator[Container]:
     c = bootstrap(backend_settings)
-    _truncate(c)
+    truncate_tables(c)
     yield c
     c.close()
-    _truncate(c)
+    truncate_tables(c)
 
 
 @pytest.fixture

@@ -18,12 +18,11 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from media_pub.api.app import create_app
 from media_pub.bootstrap import Container, bootstrap
 from media_pub.config import Settings, StorageSettings
-from media_pub.db.models import Base, DirectUpload
+from media_pub.db.models import DirectUpload
 from media_pub.media.synth import write_speech_like
 from media_pub.services.direct_uploads import (
     abort_orphan_multipart_uploads,
@@ -31,7 +30,7 @@ from media_pub.services.direct_uploads import (
     expire_direct_uploads,
 )
 from tests.conftest import SHOW, make_settings, new_user
-from tests.e2e.conftest import wait_job
+from tests.e2e.conftest import truncate_tables, wait_job
 
 MIB = 1024 * 1024
 
@@ -45,18 +44,10 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, s3_settings: Storag
 @pytest.fixture
 def container(settings: Settings) -> Iterator[Container]:
     c = bootstrap(settings)
-    _truncate(c)
+    truncate_tables(c)
     yield c
     c.close()
-    _truncate(c)
-
-
-def _truncate(c: Container) -> None:
-    """PostgreSQL: one database for the session, emptied around each test."""
-    if c.engine.dialect.name == "postgresql":
-        names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-        with c.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {names} CASCADE"))
+    truncate_tables(c)
 
 
 @pytest.fixture

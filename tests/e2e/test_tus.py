@@ -394,6 +394,25 @@ def test_tuspy_client_uploads_to_a_live_server(
     assert ready["original"]["sha256"] == hashlib.sha256(wav.read_bytes()).hexdigest()
 
 
+def _wait_until_locked(container: Container, upload_id: str, timeout: float = 10.0) -> None:
+    """Until the stalled PATCH holds the upload's lock: a row lease on S3, a flock on local files (seen in
+    /proc/locks, without taking it: a probe that took it would make the PATCH itself fail)."""
+    lock_file = container.settings.data_dir / "uploads" / f"{upload_id}.lock"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if container.settings.storage.backend == "s3":
+            with container.uow() as uow:
+                row = uow.session.get(ResumableUpload, upload_id)
+                if row is not None and row.lock_token is not None:
+                    return
+        elif lock_file.exists():
+            inode = lock_file.stat().st_ino
+            if any(f":{inode} " in line for line in Path("/proc/locks").read_text().splitlines()):
+                return
+        time.sleep(0.05)
+    raise AssertionError("the PATCH never took the upload's lock")
+
+
 def test_one_writer_at_a_time(client: TestClient, live_server: str, container: Container) -> None:
     """While a PATCH stalls mid-body, a second PATCH is refused (409), HEAD still answers at once."""
     host = new_user(container, "lock-host")
@@ -407,7 +426,7 @@ def test_one_writer_at_a_time(client: TestClient, live_server: str, container: C
     )
     with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
         sock.sendall(head.encode() + data[:1000])
-        time.sleep(0.3)
+        _wait_until_locked(container, location.rsplit("/", 1)[1])
         started = time.monotonic()
         assert _offset(client, host, location) == 0
         assert time.monotonic() - started < 1.5

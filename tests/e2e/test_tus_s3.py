@@ -13,17 +13,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from media_pub.api.app import create_app
 from media_pub.bootstrap import Container, bootstrap
 from media_pub.config import Settings, StorageSettings
-from media_pub.db.models import Base, ResumableUpload
+from media_pub.db.models import ResumableUpload
 from media_pub.errors import Conflict
 from media_pub.media.synth import write_speech_like
 from media_pub.services.resumable_s3 import S3UploadStore
 from tests.conftest import SHOW, make_settings, new_user
-from tests.e2e.conftest import wait_job
+from tests.e2e.conftest import truncate_tables, wait_job
 
 TUS = {"Tus-Resumable": "1.0.0"}
 STREAM = {**TUS, "Content-Type": "application/offset+octet-stream"}
@@ -40,18 +39,10 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, s3_settings: Storag
 @pytest.fixture
 def container(settings: Settings) -> Iterator[Container]:
     c = bootstrap(settings)
-    _truncate(c)
+    truncate_tables(c)
     yield c
     c.close()
-    _truncate(c)
-
-
-def _truncate(c: Container) -> None:
-    """PostgreSQL: one database for the session, emptied around each test."""
-    if c.engine.dialect.name == "postgresql":
-        names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-        with c.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {names} CASCADE"))
+    truncate_tables(c)
 
 
 @pytest.fixture
@@ -166,13 +157,37 @@ def test_one_writer_across_processes(client: TestClient, other: TestClient, cont
     assert container.storage.read_bytes(f"uploads/tus/{upload_id}") == b"abcdefghij"
 
 
+def test_a_writer_that_lost_its_lock_cannot_replace_the_tail(
+    client: TestClient, other: TestClient, container: Container
+) -> None:
+    """A PATCH stalls (half-open connection) past its lock; another takes over and writes a tail; when the
+    stalled one finally ends, it writes nothing and the upload completes with the right bytes."""
+    host = new_user(container, "stale-host")
+    location = client.post("/api/v1/uploads", headers={**host, **TUS, "Upload-Length": "10"}).headers[
+        "Location"
+    ]
+    upload_id = location.rsplit("/", 1)[1]
+    store = S3UploadStore(container.uow, container.storage, tmp_path_of(container), lock_seconds=1.0)
+    with store.locked(upload_id) as token:
+        stale = store.writer(upload_id, token)
+        stale.write(b"XXXX")  # its bytes arrive, then the connection stalls
+        time.sleep(1.1)
+        assert _patch(other, host, location, 0, b"abcd").status_code == 204  # the client resumed elsewhere
+        with pytest.raises(Conflict):
+            stale.finish()
+        stale.close()
+    assert _offset(client, host, location) == 4
+    assert _patch(client, host, location, 4, b"efghij").status_code == 204
+    assert container.storage.read_bytes(f"uploads/tus/{upload_id}") == b"abcdefghij"
+
+
 def test_checksum_mismatch_stores_nothing(client: TestClient, container: Container) -> None:
     host = new_user(container, "sum-host")
     location = client.post("/api/v1/uploads", headers={**host, **TUS, "Upload-Length": "100"}).headers[
         "Location"
     ]
     assert _patch(client, host, location, 0, b"x" * 10).status_code == 204
-    tail = f"uploads/tus/{location.rsplit('/', 1)[1]}.tail"
+    tail = f"uploads/tus/{location.rsplit('/', 1)[1]}.tail-0-10"
     before = container.storage.read_bytes(tail)
     bad = f"sha256 {base64.b64encode(hashlib.sha256(b'nope').digest()).decode()}"
     response = _patch(client, host, location, 10, b"y" * 20, **{"Upload-Checksum": bad})

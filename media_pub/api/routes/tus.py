@@ -15,6 +15,8 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -137,7 +139,7 @@ async def create_upload(request: Request, user: UserDep, c: ContainerDep) -> Res
             if length == 0:
                 raise InvalidMedia("the upload is empty (0 bytes)", code="media-empty")
             await run_in_threadpool(_check_episode, c, user, episode_id)
-        state = _store(c).create(user.id, length, metadata, _now())
+        state = await run_in_threadpool(_store(c).create, user.id, length, metadata, _now())
     except MediaPubError as exc:
         return _error(exc, request)
     headers = {**BASE, "Location": f"/api/v1/uploads/{state.id}", "Upload-Expires": _expires(state)}
@@ -229,6 +231,17 @@ def _finish(c: Container, user: User, store: UploadStore, state: UploadState) ->
         return job.id
 
 
+@asynccontextmanager
+async def _locked(store: UploadStore | S3UploadStore, upload_id: str) -> AsyncIterator[str | None]:
+    """`store.locked` with its database or file-system calls off the event loop."""
+    held = store.locked(upload_id)
+    token = await run_in_threadpool(held.__enter__)
+    try:
+        yield token
+    finally:
+        await run_in_threadpool(held.__exit__, None, None, None)
+
+
 async def _checked_body(
     c: Container, request: Request, checksum: str, limit: int
 ) -> tuple[bool, Path | None]:
@@ -254,6 +267,9 @@ async def _checked_body(
     except ClientDisconnect:
         path.unlink(missing_ok=True)
         return True, None
+    except BaseException:  # shutdown (cancelled), disk full...: nothing of the chunk stays behind
+        path.unlink(missing_ok=True)
+        raise
     if digest.digest() != expected:
         path.unlink(missing_ok=True)
         return False, None
@@ -283,7 +299,12 @@ async def _receive_s3(
         matched, checked = await _checked_body(c, request, checksum, state.length - state.offset)
         if checked is None:
             return matched
-    writer = await run_in_threadpool(store.writer, state.id, token)
+    try:
+        writer = await run_in_threadpool(store.writer, state.id, token)
+    except BaseException:
+        if checked is not None:
+            checked.unlink(missing_ok=True)
+        raise
     try:
         if checked is not None:
             with checked.open("rb") as fh:
@@ -338,9 +359,9 @@ async def upload_chunk(upload_id: str, request: Request, user: UserDep, c: Conta
         return _reply(400, "upload-offset", "Bad request", "Upload-Offset is required", request)
     store = _store(c)
     try:
-        store.get(upload_id, user.id, _now())
-        with store.locked(upload_id) as lock:
-            state = store.get(upload_id, user.id, _now())  # again, now that no one else writes it
+        await run_in_threadpool(store.get, upload_id, user.id, _now())
+        async with _locked(store, upload_id) as lock:
+            state = await run_in_threadpool(store.get, upload_id, user.id, _now())  # again, now it is ours
             if offset != state.offset:
                 detail = f"the upload is at offset {state.offset}, not {offset}"
                 return _reply(409, "upload-offset-mismatch", "Conflict", detail, request)
