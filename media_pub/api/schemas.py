@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from media_pub.db.models import Asset, Episode, Job, Show
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """NUL is no text (PostgreSQL refuses it in a text column): dropped from every string sent. Other
+        control characters are kept as sent and left out of the feeds when they are rendered."""
+        return value.replace("\x00", "") if isinstance(value, str) else value
 
 
 class FundingLink(_In):

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from media_pub.api.app import create_app
-from media_pub.bootstrap import bootstrap
+from media_pub.bootstrap import Container, bootstrap
 from media_pub.media.synth import write_speech_like
 from tests.conftest import SHOW, make_settings, new_user
 from tests.e2e.conftest import wait_job
@@ -160,3 +160,17 @@ def test_silent_upload_fails_the_job_and_keeps_the_original(
     assert after["status"] == "failed"
     assert after["media"] is None
     assert after["last_error"]
+
+
+def test_nul_in_text_is_dropped_on_every_database(backend_client: TestClient, backend: Container) -> None:
+    """PostgreSQL refuses NUL in text: a title with one is stored without it, not answered with a 500."""
+    owner = new_user(backend, "owner")
+    assert backend_client.post("/api/v1/shows", json=SHOW, headers=owner).status_code == 201
+    patched = backend_client.patch("/api/v1/shows/test-show", json={"title": "a\x00b"}, headers=owner)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["title"] == "ab"
+    episode = backend_client.post(
+        "/api/v1/shows/test-show/episodes", json={"title": "x\x00y", "notes": "<p>\x00</p>"}, headers=owner
+    )
+    assert episode.status_code == 201, episode.text
+    assert episode.json()["title"] == "xy"
