@@ -156,6 +156,16 @@ def wait_ready(server: subprocess.Popen[bytes], base: str, timeout: float = 60.0
     raise SystemExit("the server did not answer /healthz in time")
 
 
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM of a running process (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -314,12 +324,7 @@ def main() -> int:
             rss = peak_rss_mb(server.pid)
             same = validators(base) == before
         finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_server(server)
 
     print()
     print(f"{'mode':<6} {'requests':>9} {'seconds':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,7 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from feeds_load import fast_stack, free_port, start_server, wait_ready  # this folder's feed benchmark
+from feeds_load import (  # this folder's feed benchmark
+    fast_stack,
+    free_port,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 
 from media_pub.bootstrap import bootstrap
 from media_pub.config import Settings
@@ -222,12 +227,7 @@ def main() -> int:
             hwm = memory.read("VmHWM")
             memory.stop()
         finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_server(server)
 
     print()
     print(f"{'path':<5} {'MiB':>6} {'sent s':>7} {'answer s':>8} {'MiB/s':>7} {'idle MB':>8} {'peak MB':>8} "

@@ -29,13 +29,18 @@ def truncate_tables(c: Container) -> None:
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
 
 
-@pytest.fixture
-def backend(backend_settings: Settings) -> Iterator[Container]:
-    c = bootstrap(backend_settings)
+def emptied_container(settings: Settings) -> Iterator[Container]:
+    """A container on `settings` whose tables are empty before and after (for a fixture to yield from)."""
+    c = bootstrap(settings)
     truncate_tables(c)
     yield c
     c.close()
     truncate_tables(c)
+
+
+@pytest.fixture
+def backend(backend_settings: Settings) -> Iterator[Container]:
+    yield from emptied_container(backend_settings)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from media_pub.services.direct_uploads import (
     expire_direct_uploads,
 )
 from tests.conftest import SHOW, make_settings, new_user
-from tests.e2e.conftest import truncate_tables, wait_job
+from tests.e2e.conftest import emptied_container, wait_job
 
 MIB = 1024 * 1024
 
@@ -43,11 +43,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, s3_settings: Storag
 
 @pytest.fixture
 def container(settings: Settings) -> Iterator[Container]:
-    c = bootstrap(settings)
-    truncate_tables(c)
-    yield c
-    c.close()
-    truncate_tables(c)
+    yield from emptied_container(settings)
 
 
 @pytest.fixture

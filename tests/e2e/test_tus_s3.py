@@ -22,7 +22,7 @@ from media_pub.errors import Conflict
 from media_pub.media.synth import write_speech_like
 from media_pub.services.resumable_s3 import S3UploadStore
 from tests.conftest import SHOW, make_settings, new_user
-from tests.e2e.conftest import truncate_tables, wait_job
+from tests.e2e.conftest import emptied_container, wait_job
 
 TUS = {"Tus-Resumable": "1.0.0"}
 STREAM = {**TUS, "Content-Type": "application/offset+octet-stream"}
@@ -38,11 +38,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, s3_settings: Storag
 
 @pytest.fixture
 def container(settings: Settings) -> Iterator[Container]:
-    c = bootstrap(settings)
-    truncate_tables(c)
-    yield c
-    c.close()
-    truncate_tables(c)
+    yield from emptied_container(settings)
 
 
 @pytest.fixture
