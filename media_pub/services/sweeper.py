@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from media_pub.db.models import Asset, Show, Transcript
+from media_pub.db.models import Asset, Job, Show, Transcript
 from media_pub.db.uow import UowFactory
+from media_pub.domain.rules import JobStatus
 from media_pub.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,18 @@ def referenced_keys(uow_factory: UowFactory) -> set[str]:
     return keys
 
 
+def _busy_prefixes(uow_factory: UowFactory) -> tuple[str, ...]:
+    """Key prefixes of episodes with a queued or running job: their outputs may still be waiting for the
+    job's commit, so they are never swept, whatever the grace."""
+    with uow_factory() as uow:
+        rows = uow.session.execute(
+            select(Job.show_id, Job.episode_id).where(
+                Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]), Job.episode_id.is_not(None)
+            )
+        ).all()
+    return tuple(f"shows/{show_id}/episodes/{episode_id}/" for show_id, episode_id in rows)
+
+
 def _written_before(storage: Storage, key: str, cutoff: datetime) -> bool:
     info = next((i for i in storage.list_objects(key) if i.key == key), None)
     return info is not None and info.modified is not None and info.modified <= cutoff
@@ -58,7 +71,8 @@ def sweep(
     (with `dry_run`, only list them in the report).
 
     Candidates are checked again just before deletion (rows read afresh, each object's age again), so a
-    row committed during the listing, or an object written again meanwhile, keeps its object."""
+    row committed during the listing, or an object written again meanwhile, keeps its object. Objects of
+    episodes with a queued or running job are kept whatever the grace (their row may be on its way)."""
     report = SweepReport()
     cutoff = now - timedelta(seconds=grace_seconds)
     known = referenced_keys(uow_factory)
@@ -73,9 +87,9 @@ def sweep(
             candidates.append(info.key)
     if not candidates:
         return report
-    known = referenced_keys(uow_factory)
+    known, busy = referenced_keys(uow_factory), _busy_prefixes(uow_factory)
     for key in candidates:
-        if key in known or not _written_before(storage, key, cutoff):
+        if key in known or key.startswith(busy) or not _written_before(storage, key, cutoff):
             continue
         if not dry_run:
             storage.delete(key)

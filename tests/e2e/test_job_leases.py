@@ -165,6 +165,13 @@ def test_a_redelivered_job_runs_once_and_the_sweeper_removes_only_orphans(
     later = datetime.now(UTC) + timedelta(seconds=5)
     assert sweep(backend.uow, backend.storage, now=later, grace_seconds=0, dry_run=True).deleted == [orphan]
     assert backend.storage.exists(orphan)
+    # While a job of the episode is queued or running, its outputs may still await their row: kept.
+    with backend.uow() as uow:
+        episode = repo.episode_by_id(uow.session, episode_id)
+        busy = create_job(uow, Sent(), "media.retag", episode=episode, payload={}).id
+        uow.commit()
+    assert sweep(backend.uow, backend.storage, now=later, grace_seconds=0).deleted == []
+    _set(backend, busy, status=JobStatus.SUCCEEDED.value)
     report = sweep(backend.uow, backend.storage, now=later, grace_seconds=0)
     assert report.deleted == [orphan]
     assert sorted(backend.storage.list_keys("shows/")) == before
