@@ -41,14 +41,7 @@ def _jobs(container: Container, now: datetime) -> None:
     )
 
 
-_last_sweep: dict[int, float] = {}  # per container: the sweep lists the whole store, so it runs seldom
-
-
 def _sweep(container: Container, now: datetime) -> None:
-    last = _last_sweep.get(id(container))
-    if last is not None and time.monotonic() - last < container.settings.sweep_interval_seconds:
-        return
-    _last_sweep[id(container)] = time.monotonic()
     report = sweep(
         container.uow, container.storage, now=now, grace_seconds=container.settings.sweep_grace_seconds
     )
@@ -65,34 +58,40 @@ def _direct_uploads(container: Container, now: datetime) -> None:
     expire_direct_uploads(container.uow, container.storage, now)
 
 
-_last_orphan_scan: dict[int, float] = {}  # per container: listing uploads/ runs as seldom as the sweep
-
-
 def _orphan_uploads(container: Container, now: datetime) -> None:
-    last = _last_orphan_scan.get(id(container))
-    if last is not None and time.monotonic() - last < container.settings.sweep_interval_seconds:
-        return
-    _last_orphan_scan[id(container)] = time.monotonic()
     grace = timedelta(seconds=container.settings.direct_upload_expires_seconds)
     abort_orphan_multipart_uploads(container.uow, container.storage, now, grace)
     delete_orphan_upload_objects(container.uow, container.storage, now, grace)
 
 
-TASKS: list[tuple[str, Callable[[Container, datetime], None]]] = [
-    ("publish", _publish),
-    ("jobs", _jobs),
-    ("uploads", _uploads),
-    ("s3_uploads", _s3_uploads),
-    ("direct_uploads", _direct_uploads),
-    ("orphan_uploads", _orphan_uploads),
-    ("sweep", _sweep),
+# (name, task, seldom): a seldom task lists the whole store, so it runs once per sweep interval at most.
+TASKS: list[tuple[str, Callable[[Container, datetime], None], bool]] = [
+    ("publish", _publish, False),
+    ("jobs", _jobs, False),
+    ("uploads", _uploads, False),
+    ("s3_uploads", _s3_uploads, False),
+    ("direct_uploads", _direct_uploads, False),
+    ("orphan_uploads", _orphan_uploads, True),
+    ("sweep", _sweep, True),
 ]
+_last_run: dict[tuple[int, str], float] = {}  # (container, seldom task) -> when it last ran
+
+
+def _due(container: Container, name: str) -> bool:
+    key, now = (id(container), name), time.monotonic()
+    last = _last_run.get(key)
+    if last is not None and now - last < container.settings.sweep_interval_seconds:
+        return False
+    _last_run[key] = now
+    return True
 
 
 def run_once(container: Container, now: datetime | None = None) -> None:
-    """Run every task once; one task failing does not stop the others."""
+    """Run every task once (seldom ones when due); one task failing does not stop the others."""
     now = now or datetime.now(UTC)
-    for name, task in TASKS:
+    for name, task, seldom in TASKS:
+        if seldom and not _due(container, name):
+            continue
         try:
             task(container, now)
         except Exception:
