@@ -95,6 +95,14 @@ def fail_job(job: Job, error: MediaPubError) -> None:
     job.finished_at = job.updated_at = datetime.now(UTC)
 
 
+def episode_after_failed_job(episode: Episode, error: str | None) -> None:
+    """The episode of a job that failed keeps what it had: one still processing goes back to ready if it has
+    media, else it is failed; the job's error is kept on it."""
+    if episode.status == EpisodeStatus.PROCESSING:
+        episode.status = EpisodeStatus.READY.value if episode.media_asset_id else EpisodeStatus.FAILED.value
+    episode.last_error = error
+
+
 def requeue_for_retry(
     uow_factory: UowFactory, job_id: str, error: MediaPubError, *, owner: str | None = None
 ) -> None:
@@ -224,15 +232,8 @@ def claim_job(uow_factory: UowFactory, job_id: str, owner: str, seconds: float) 
         # Out of attempts: the job fails and its episode goes back to what it was.
         fail_job(job, MediaPubError(f"the job was started {job.attempts} times without finishing",
                                     code="too-many-attempts"))  # fmt: skip
-        job.lease_owner = job.lease_expires_at = None
         if job.episode_id:
-            episode = repo.episode_by_id(uow.session, job.episode_id)
-            _restore_episode(episode, job.payload)
-            if episode.status == EpisodeStatus.PROCESSING or (
-                episode.status == EpisodeStatus.DRAFT and not episode.media_asset_id
-            ):
-                episode.status = EpisodeStatus.FAILED.value
-            episode.last_error = job.error
+            episode_after_failed_job(repo.episode_by_id(uow.session, job.episode_id), job.error)
         uow.commit()
         log.warning("job.gave_up job_id=%s attempts=%s", job_id, job.attempts)
         return Claim.FINISHED

@@ -27,7 +27,13 @@ from media_pub.media.tags import TagInfo, write_tags
 from media_pub.media.video import VideoOptions
 from media_pub.media.waveform import waveform_json
 from media_pub.services.episodes import chapters_from_json, chapters_to_json, on_ready
-from media_pub.services.jobs import fail_job, holds_lease, progress_reporter, requeue_for_retry
+from media_pub.services.jobs import (
+    episode_after_failed_job,
+    fail_job,
+    holds_lease,
+    progress_reporter,
+    requeue_for_retry,
+)
 from media_pub.services.shows import touch_feed
 from media_pub.services.uploads import source_chapters
 from media_pub.storage.base import Storage
@@ -261,11 +267,6 @@ def _fail(uow_factory: UowFactory, job_id: str, error: MediaPubError, owner: str
         if job.status == JobStatus.CANCELLED or not holds_lease(job, owner):
             return
         fail_job(job, error)
-        episode = repo.episode_by_id(uow.session, job.episode_id or "")
-        if episode.status == EpisodeStatus.PROCESSING:
-            episode.status = (
-                EpisodeStatus.READY.value if episode.media_asset_id else EpisodeStatus.FAILED.value
-            )
-        episode.last_error = job.error
+        episode_after_failed_job(repo.episode_by_id(uow.session, job.episode_id or ""), job.error)
         uow.commit()
     log.warning("job.failed job_id=%s code=%s", job_id, error.code)
