@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from fastapi import Request, UploadFile
 from starlette.requests import ClientDisconnect
 
+from media_pub.api.schemas import JobRead
 from media_pub.bootstrap import Container
+from media_pub.db.models import User
 from media_pub.errors import InvalidInput, TooLarge
-from media_pub.services.uploads import CHUNK, Spool, Spooled
+from media_pub.services.uploads import CHUNK, Spool, Spooled, TrimRequest, attach_upload
 
 
 def check_length(c: Container, request: Request) -> None:
@@ -39,3 +41,21 @@ async def file_chunks(file: UploadFile) -> AsyncIterator[bytes]:
     """A multipart file part, read in chunks."""
     while chunk := await file.read(CHUNK):
         yield chunk
+
+
+def attach(c: Container, user: User, episode_id: str, spooled: Spooled, trim: TrimRequest) -> JobRead:
+    """Attach a received upload to the episode (probe, keep the original, queue processing): its job."""
+    with c.uow() as uow:
+        job = attach_upload(
+            uow,
+            c.storage,
+            c.queue,
+            user,
+            episode_id,
+            spooled,
+            trim,
+            probe_timeout=c.settings.probe_timeout_seconds,
+            probe_memory_mb=c.settings.probe_memory_mb,
+        )
+        uow.commit()
+        return JobRead.of(job)

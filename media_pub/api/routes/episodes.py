@@ -17,7 +17,7 @@ from media_pub.api.schemas import (
     JobRead,
     PublishRequest,
 )
-from media_pub.api.uploading import check_length, file_chunks, spool_upload
+from media_pub.api.uploading import attach, check_length, file_chunks, spool_upload
 from media_pub.bootstrap import Container
 from media_pub.db import repositories as repo
 from media_pub.db.models import Episode, User
@@ -26,9 +26,7 @@ from media_pub.domain.rules import EpisodeStatus
 from media_pub.services import episodes as svc
 from media_pub.services.media import episode_waveform
 from media_pub.services.uploads import (
-    Spooled,
     TrimRequest,
-    attach_upload,
     episode_for_upload,
     reprocess,
 )
@@ -106,23 +104,6 @@ def publish_episode(
     return episode_read(uow, c, episode)
 
 
-def _attach(c: Container, user: User, episode_id: str, spooled: Spooled, trim: TrimRequest) -> JobRead:
-    with c.uow() as uow:
-        job = attach_upload(
-            uow,
-            c.storage,
-            c.queue,
-            user,
-            episode_id,
-            spooled,
-            trim,
-            probe_timeout=c.settings.probe_timeout_seconds,
-            probe_memory_mb=c.settings.probe_memory_mb,
-        )
-        uow.commit()
-        return JobRead.of(job)
-
-
 def _check_upload(c: Container, user: User, episode_id: str, request: Request) -> None:
     with c.uow() as uow:
         episode_for_upload(uow, user, episode_id)
@@ -134,7 +115,7 @@ async def _receive(
 ) -> JobRead:
     """Spool the body, then probe, store and queue in a thread."""
     spooled = await spool_upload(c, chunks)
-    return await run_in_threadpool(_attach, c, user, episode_id, spooled, trim)
+    return await run_in_threadpool(attach, c, user, episode_id, spooled, trim)
 
 
 TrimQuery = Annotated[str | None, Query(description="In point: seconds or HH:MM:SS.mmm")]

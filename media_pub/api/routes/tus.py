@@ -29,6 +29,7 @@ from starlette.requests import ClientDisconnect
 
 from media_pub.api.deps import ContainerDep, UserDep
 from media_pub.api.problems import problem, status_for
+from media_pub.api.uploading import attach
 from media_pub.bootstrap import Container
 from media_pub.db.models import User
 from media_pub.errors import InvalidMedia, MediaPubError
@@ -43,7 +44,6 @@ from media_pub.services.resumable_s3 import S3UploadStore, S3Writer
 from media_pub.services.uploads import (
     Spooled,
     TrimRequest,
-    attach_upload,
     episode_for_upload,
 )
 from media_pub.storage.base import MultipartStorage
@@ -215,20 +215,7 @@ def _finish(c: Container, user: User, store: UploadStore, state: UploadState) ->
     store.delete(state.id)
     meta = state.metadata
     trim = TrimRequest(meta.get("start") or None, meta.get("end") or None)
-    with c.uow() as uow:
-        job = attach_upload(
-            uow,
-            c.storage,
-            c.queue,
-            user,
-            meta["episode_id"],
-            Spooled(spool, state.length, sha256),
-            trim,
-            probe_timeout=c.settings.probe_timeout_seconds,
-            probe_memory_mb=c.settings.probe_memory_mb,
-        )
-        uow.commit()
-        return job.id
+    return attach(c, user, meta["episode_id"], Spooled(spool, state.length, sha256), trim).id
 
 
 @asynccontextmanager

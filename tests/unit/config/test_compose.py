@@ -8,27 +8,16 @@ from typing import Any
 
 import pytest
 import typer
-from pydantic import BaseModel
 
 from media_pub.cli.main import app
 from media_pub.config import Settings
+from tests.unit.config.test_settings import env_variables
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (installed with moto[server]) reads the compose file")
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 SHARED = ("MEDIA_PUB_DATABASE_URL", "MEDIA_PUB_BROKER_URL")
-
-
-def _variables(model: type[BaseModel], prefix: str) -> set[str]:
-    names: set[str] = set()
-    for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            names |= _variables(annotation, f"{prefix}{name.upper()}__")
-        else:
-            names.add(f"{prefix}{name.upper()}")
-    return names
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +49,7 @@ def test_services_are_there(services: dict[str, Any]) -> None:
 
 
 def test_every_variable_is_a_setting(services: dict[str, Any]) -> None:
-    known = _variables(Settings, "MEDIA_PUB_")
+    known = env_variables(Settings, "MEDIA_PUB_")
     for name, service in services.items():
         unknown = sorted(v for v in _environment(service) if v.startswith("MEDIA_PUB_") and v not in known)
         assert not unknown, f"{name} sets variables media_pub does not read: {unknown}"

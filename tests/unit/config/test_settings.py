@@ -12,12 +12,13 @@ from media_pub.config import Settings
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _variables(model: type[BaseModel], prefix: str) -> set[str]:
+def env_variables(model: type[BaseModel], prefix: str) -> set[str]:
+    """Every environment variable a settings model reads (nested models with `__`)."""
     names: set[str] = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            names |= _variables(annotation, f"{prefix}{name.upper()}__")
+            names |= env_variables(annotation, f"{prefix}{name.upper()}__")
         else:
             names.add(f"{prefix}{name.upper()}")
     return names
@@ -25,12 +26,12 @@ def _variables(model: type[BaseModel], prefix: str) -> set[str]:
 
 def test_env_example_documents_every_variable() -> None:
     documented = set(re.findall(r"^#?\s*(MEDIA_PUB_[A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
-    assert documented == _variables(Settings, "MEDIA_PUB_")
+    assert documented == env_variables(Settings, "MEDIA_PUB_")
 
 
 def test_readme_names_every_variable() -> None:
     readme = (ROOT / "README.md").read_text()
-    missing = sorted(v for v in _variables(Settings, "MEDIA_PUB_") if v not in readme)
+    missing = sorted(v for v in env_variables(Settings, "MEDIA_PUB_") if v not in readme)
     assert not missing
 
 
