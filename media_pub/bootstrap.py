@@ -38,7 +38,9 @@ class Container:
         self.feeds = FeedService(self.urls, options)
 
     def feeds_changed(self, changed: list[tuple[str, str]]) -> None:
-        """After a commit: tell WebSub hubs and Podping which public feeds changed (never blocks)."""
+        """After a commit: end this process's feed memos, and tell WebSub hubs and Podping which public
+        feeds changed (never blocks)."""
+        self.feeds.changed()
         if not self.notifier.enabled:
             return
         for slug, reason in changed:

@@ -5,7 +5,8 @@ feed_version moves; private (supporter) feeds are rendered per supporter and kep
 
 A public feed served from this process's memo is checked against the database at most `FRESH_SECONDS`
 after the last check (other API processes write the database too); a feed change committed in this
-process ends every such grace at once (see `_feeds_committed`), so its own edits show on the next request.
+process ends every such grace at once (`changed`, called after the commit), so its own edits show on
+the next request.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from media_pub.db import repositories as repo
 from media_pub.db.models import Asset, Episode, FeedCache, Livestream, Show, ShowAlias, Transcript
-from media_pub.db.uow import FEEDS_CHANGED, UnitOfWork
+from media_pub.db.uow import UnitOfWork
 from media_pub.errors import NotFound
 from media_pub.feeds.chapters import chapters_json
 from media_pub.feeds.ext_podcasting20 import sri_sha256
@@ -55,21 +56,6 @@ TRANSCRIPT_TYPES = {"vtt": "text/vtt", "json": "application/json"}
 DUE_CHECK_SECONDS = 1.0  # a feed request looks for due episodes at most this often (per process)
 MEMO_LIMIT = 512  # rendered feeds kept in memory per process (public feeds also live in the database)
 FRESH_SECONDS = 1.0  # a public feed is served from memory without asking the database for this long
-
-
-class _Commits:
-    """How many commits in this process changed a feed (any session, any container): a memo checked
-    before the latest of them is not fresh any more."""
-
-    count = 0
-    lock = threading.Lock()
-
-
-@event.listens_for(Session, "after_commit")
-def _feeds_committed(session: Session) -> None:
-    if session.info.get(FEEDS_CHANGED):  # filled by services.shows.touch_feed
-        with _Commits.lock:
-            _Commits.count += 1
 
 
 @dataclass(frozen=True)
@@ -463,6 +449,7 @@ class FeedService:
         self._memo: dict[tuple[str, str], RenderedFeed] = {}  # private feeds: (show id, supporter)
         self._public: dict[tuple[str, str], _Checked] = {}  # public feeds: (slug, feed name)
         self._lock = threading.Lock()
+        self._changes = 0  # feed changes committed through this container: a memo checked before is stale
         self._due_at = -math.inf
 
     def _due(self, uow: UnitOfWork) -> None:
@@ -477,6 +464,11 @@ class FeedService:
         if changed:
             uow.commit()
 
+    def changed(self) -> None:
+        """A feed change was committed in this process (the unit of work says so after each commit)."""
+        with self._lock:
+            self._changes += 1
+
     def fresh(self, slug: str, kind: FeedKind = "audio") -> RenderedFeed | None:
         """A public feed (first page) from memory, without the database: only when this process checked it
         against the database less than FRESH_SECONDS ago and has committed no feed change since.
@@ -485,7 +477,7 @@ class FeedService:
         the others still get the memo, so a busy feed is checked by one request, not by a crowd at once.
         """
         found = self._public.get((slug, kind))
-        if found is None or found.commits != _Commits.count:
+        if found is None or found.commits != self._changes:
             return None
         age = time.monotonic() - found.at
         if age >= FRESH_SECONDS or (age >= FRESH_SECONDS / 2 and not found.revalidating):
@@ -497,7 +489,7 @@ class FeedService:
         self, uow: UnitOfWork, slug: str, kind: FeedKind = "audio", page: int | None = None
     ) -> RenderedFeed | Moved:
         """A public feed, or where it moved to (an older slug of the show, or a feed moved away)."""
-        checked_at, commits = time.monotonic(), _Commits.count  # before any read: a later commit ends it
+        checked_at, commits = time.monotonic(), self._changes  # before any read: a later commit ends it
         self._due(uow)
         show = uow.session.scalar(select(Show).where(Show.slug == slug))
         if show is None:
